@@ -1,0 +1,358 @@
+"""Typed SQLAlchemy 2 models: workspaces, plans, candidates, applications, invitations and their Slack faces."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class AppStatus(enum.StrEnum):
+    """An application's assessment status, as the card and App Home show it (SPEC §3)."""
+
+    NEEDS_SENDING = "needs_sending"
+    SENDING = "sending"
+    SEND_FAILED = "send_failed"
+    SENT = "sent"
+    IN_PROGRESS = "in_progress"
+    NEEDS_REVIEW = "needs_review"
+    REVIEWED = "reviewed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    LEFT = "left"
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    imocha_key_enc: Mapped[str | None] = mapped_column(Text)
+    imocha_key_set_by: Mapped[str | None] = mapped_column(String(32))
+    imocha_key_set_at: Mapped[datetime | None]
+    gem_key_enc: Mapped[str | None] = mapped_column(Text)
+    gem_stage_ids: Mapped[list[Any] | None]
+    default_channel_id: Mapped[str | None] = mapped_column(String(32))
+    validity_days: Mapped[int] = mapped_column(Integer, default=7, server_default=text("7"))
+    reminder_days: Mapped[int] = mapped_column(Integer, default=3, server_default=text("3"))
+    # End of the last retrieve-invites window that fully succeeded; the next one starts before it.
+    poll_checkpoint: Mapped[datetime | None]
+    gem_checkpoint: Mapped[datetime | None]
+    gem_full_scan_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("workspace_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The ATS job id, or "name:<normalised name>" for jobs known only by name (manual sends).
+    external_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("workspace_id", "job_key", "stage_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    job_key: Mapped[str] = mapped_column(String(200))
+    job_label: Mapped[str] = mapped_column(String(200))
+    stage_key: Mapped[str] = mapped_column(String(200))
+    stage_label: Mapped[str] = mapped_column(String(200))
+    test_id: Mapped[int] = mapped_column(BigInteger)
+    test_name: Mapped[str] = mapped_column(String(300))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    pass_mark: Mapped[int | None] = mapped_column(Integer)
+    share_scores_in_channel: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Candidate(Base):
+    __tablename__ = "candidates"
+    __table_args__ = (UniqueConstraint("workspace_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))  # lower-cased; None when the ATS has none
+
+
+class Application(Base):
+    """One candidate's application reaching one planned stage: the unit a card shows."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "external_id", "stage_key"),
+        Index("ix_applications_workspace_status", "workspace_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(20))  # ats | greenhouse | gem | manual
+    stage_key: Mapped[str] = mapped_column(String(200))
+    stage_name: Mapped[str] = mapped_column(String(200))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"))
+    test_id: Mapped[int] = mapped_column(BigInteger)
+    test_name: Mapped[str] = mapped_column(String(300))
+    pass_mark: Mapped[int | None] = mapped_column(Integer)
+    share_scores_in_channel: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_user_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default=AppStatus.NEEDS_SENDING)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    current_invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
+    sending_by: Mapped[str | None] = mapped_column(String(32))
+    sending_since: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(32))
+    reviewed_at: Mapped[datetime | None]
+    external_candidate_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    candidate: Mapped[Candidate] = relationship(lazy="joined", innerjoin=True)
+    job: Mapped[Job] = relationship(lazy="joined", innerjoin=True)
+    current_invitation: Mapped[Invitation | None] = relationship(lazy="joined")
+
+
+class Invitation(Base):
+    """One iMocha test invitation (one attempt); several applications may share it."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "imocha_id"),
+        Index("ix_invitations_open", "workspace_id", "status"),
+        Index("ix_invitations_candidate_test", "workspace_id", "candidate_email", "test_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    imocha_id: Mapped[int] = mapped_column(BigInteger)
+    test_id: Mapped[int] = mapped_column(BigInteger)
+    test_name: Mapped[str] = mapped_column(String(300))
+    candidate_email: Mapped[str] = mapped_column(String(320))
+    candidate_name: Mapped[str] = mapped_column(String(200))
+    test_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # bot.imocha.Status values
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
+    candidate_points: Mapped[float | None] = mapped_column(Float)
+    total_points: Mapped[float | None] = mapped_column(Float)
+    percentage: Mapped[float | None] = mapped_column(Float)
+    performance_category: Mapped[str | None] = mapped_column(String(100))
+    report_url: Mapped[str | None] = mapped_column(Text)
+    sections: Mapped[list[Any] | None]
+    valid_from: Mapped[datetime | None]
+    valid_until: Mapped[datetime | None]
+    sent_by: Mapped[str | None] = mapped_column(String(32))
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_checked_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ApplicationInvitation(Base):
+    """Links an application to the invitations that served it; exactly one link per application is live."""
+
+    __tablename__ = "application_invitations"
+    __table_args__ = (
+        UniqueConstraint("application_id", "invitation_id"),
+        Index(
+            "uq_application_invitations_live",
+            "application_id",
+            "test_id",
+            unique=True,
+            sqlite_where=text("live"),
+            postgresql_where=text("live"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
+    test_id: Mapped[int] = mapped_column(BigInteger)
+    live: Mapped[bool] = mapped_column(Boolean, default=True)
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    linked_by: Mapped[str | None] = mapped_column(String(32))
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlackCard(Base):
+    """Where an application's card lives in Slack (one per application)."""
+
+    __tablename__ = "slack_cards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE"), unique=True
+    )
+    channel_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32))  # None until chat.postMessage succeeded
+    in_dm: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A Slack write that must happen exactly once, retried until Slack accepts it."""
+
+    __tablename__ = "slack_outbox"
+    __table_args__ = (Index("ix_slack_outbox_due", "done_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_application", "application_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(String(64))  # a Slack user id, or "system", "ats", "imocha"
+    action: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="SET NULL"))
+    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id", ondelete="SET NULL"))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reminder(Base):
+    __tablename__ = "reminders"
+    __table_args__ = (UniqueConstraint("invitation_id", "kind", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # untouched | expiring
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (UTC)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lease(Base):
+    """A named lease so that one replica at a time runs a singleton job (the pollers)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime]
+
+
+class GemApplication(Base):
+    """The last Gem stage seen for a Gem application, to detect stage moves."""
+
+    __tablename__ = "gem_applications"
+    __table_args__ = (UniqueConstraint("workspace_id", "gem_application_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    gem_application_id: Mapped[str] = mapped_column(String(100))
+    stage_id: Mapped[str | None] = mapped_column(String(100))
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GemWriteback(Base):
+    """A note to write to a Gem candidate's activity feed once per completed invitation."""
+
+    __tablename__ = "gem_writebacks"
+    __table_args__ = (UniqueConstraint("application_id", "invitation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
