@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import imocha
 from bot.domain import (
-    AppStatus,
     ApplicationView,
+    AppStatus,
     AuditLine,
     Conflict,
     DomainError,
@@ -177,21 +177,31 @@ class Assessments:
             end = start + timedelta(days=validity)
             if mode == "reattempt" and existing:
                 result = client.reattempt(
-                    existing[0].invitation.imocha_id, start=start, end=end,
-                    callback_url=self._callback_url, send_email=True,
+                    existing[0].invitation.imocha_id,
+                    start=start,
+                    end=end,
+                    callback_url=self._callback_url,
+                    send_email=True,
                 )
                 previous = existing[0].invitation
             else:
                 result = client.invite(
-                    test_id, email=email, name=name, send_email=True,
-                    callback_url=self._callback_url, start=start, end=end,
+                    test_id,
+                    email=email,
+                    name=name,
+                    send_email=True,
+                    callback_url=self._callback_url,
+                    start=start,
+                    end=end,
                 )
                 previous = None
         except imocha.ImochaError as exc:
             return self._send_failed(team_id, application_id, user_id, friendly(exc))
         except DomainError as exc:
             return self._send_failed(team_id, application_id, user_id, str(exc))
-        return self._record_invitation(team_id, application_id, user_id, result, previous_id=previous.id if previous else None, start=start, end=end)
+        return self._record_invitation(
+            team_id, application_id, user_id, result, previous_id=previous.id if previous else None, start=start, end=end
+        )
 
     def _record_invitation(
         self,
@@ -244,18 +254,30 @@ class Assessments:
             app.status_changed_at = now
             app.sending_by = app.sending_since = None
             repos.audit(
-                session, workspace_id=app.workspace_id, actor=user_id, action=action,
-                application_id=app.id, invitation_id=inv.id,
+                session,
+                workspace_id=app.workspace_id,
+                actor=user_id,
+                action=action,
+                application_id=app.id,
+                invitation_id=inv.id,
                 detail=f"{app.test_name} (attempt {inv.attempt}, iMocha invitation {inv.imocha_id})",
             )
             self._card(session, app, tag=action)
-            self._note(session, app, f"<@{user_id}> {_ACTION_WORDS[action]} {app.test_name}" + (f" (attempt {inv.attempt})" if inv.attempt > 1 else "") + ".")
+            self._note(
+                session,
+                app,
+                f"<@{user_id}> {_ACTION_WORDS[action]} {app.test_name}" + (f" (attempt {inv.attempt})" if inv.attempt > 1 else "") + ".",
+            )
             if app.status == AppStatus.SENT.value or action != "sent":
                 for target in dict.fromkeys([user_id, app.owner_user_id]):
                     if target:
                         SlackOutbox.add(
-                            session, workspace_id=app.workspace_id, kind=DM, key=f"link:{app.id}:{inv.id}:{target}:{uuid.uuid4().hex}",
-                            application_id=app.id, payload={"template": "link", "user": target, "actor": user_id, "action": action},
+                            session,
+                            workspace_id=app.workspace_id,
+                            kind=DM,
+                            key=f"link:{app.id}:{inv.id}:{target}:{uuid.uuid4().hex}",
+                            application_id=app.id,
+                            payload={"template": "link", "user": target, "actor": user_id, "action": action},
                         )
             if app.status not in (AppStatus.SENT.value, AppStatus.IN_PROGRESS.value):
                 # iMocha handed back a finished attempt (the same email and test): show that result once.
@@ -278,8 +300,13 @@ class Assessments:
             app.status_changed_at = now
             app.sending_by = app.sending_since = None
             repos.audit(
-                session, workspace_id=app.workspace_id, actor=user_id, action="reused",
-                application_id=app.id, invitation_id=inv.id, detail=f"iMocha invitation {inv.imocha_id}",
+                session,
+                workspace_id=app.workspace_id,
+                actor=user_id,
+                action="reused",
+                application_id=app.id,
+                invitation_id=inv.id,
+                detail=f"iMocha invitation {inv.imocha_id}",
             )
             self._card(session, app, tag="reused")
             self._note(session, app, f"<@{user_id}> reused the candidate's existing {inv.test_name} result.")
@@ -290,14 +317,29 @@ class Assessments:
         with self._sf.begin() as session:
             app = self._app(session, team_id, application_id)
             repos.compare_and_set_status(
-                session, app.id, [AppStatus.SENDING.value], AppStatus.SEND_FAILED.value,
-                status_reason=reason, sending_by=None, sending_since=None,
+                session,
+                app.id,
+                [AppStatus.SENDING.value],
+                AppStatus.SEND_FAILED.value,
+                status_reason=reason,
+                sending_by=None,
+                sending_since=None,
             )
-            repos.audit(session, workspace_id=app.workspace_id, actor=user_id, action="sent", outcome="error", application_id=app.id, detail=reason)
+            repos.audit(
+                session, workspace_id=app.workspace_id, actor=user_id, action="sent", outcome="error", application_id=app.id, detail=reason
+            )
             self._card(session, app, tag="failed")
             SlackOutbox.add(
-                session, workspace_id=app.workspace_id, kind=DM, key=f"failed:{app.id}:{uuid.uuid4().hex}",
-                application_id=app.id, payload={"template": "notice", "user": user_id, "text": f":warning: Assessment could not be sent to {app.candidate.name}: {reason}. Use *Retry* on the card."},
+                session,
+                workspace_id=app.workspace_id,
+                kind=DM,
+                key=f"failed:{app.id}:{uuid.uuid4().hex}",
+                application_id=app.id,
+                payload={
+                    "template": "notice",
+                    "user": user_id,
+                    "text": f":warning: Assessment could not be sent to {app.candidate.name}: {reason}. Use *Retry* on the card.",
+                },
             )
         self._outbox.deliver(application_id=application_id)
         log.warning("application %s: send failed: %s", application_id, reason)
@@ -321,7 +363,9 @@ class Assessments:
             app.status = AppStatus.CANCELLED.value
             app.status_changed_at = now
             app.sending_by = app.sending_since = None
-            repos.audit(session, workspace_id=app.workspace_id, actor=user_id, action="cancelled", application_id=app.id, invitation_id=inv.id)
+            repos.audit(
+                session, workspace_id=app.workspace_id, actor=user_id, action="cancelled", application_id=app.id, invitation_id=inv.id
+            )
             self._card(session, app, tag="cancelled")
             self._note(session, app, f"<@{user_id}> cancelled the invitation.")
         self._outbox.deliver(application_id=application_id)
@@ -370,12 +414,24 @@ class Assessments:
         with self._sf.begin() as session:
             app = self._app(session, team_id, application_id)
             if not repos.compare_and_set_status(
-                session, app.id, [AppStatus.NEEDS_REVIEW.value], AppStatus.REVIEWED.value,
-                reviewed_by=user_id, reviewed_at=now, status_changed_at=now,
+                session,
+                app.id,
+                [AppStatus.NEEDS_REVIEW.value],
+                AppStatus.REVIEWED.value,
+                reviewed_by=user_id,
+                reviewed_at=now,
+                status_changed_at=now,
             ):
                 session.rollback()
                 return self._already(team_id, application_id)
-            repos.audit(session, workspace_id=app.workspace_id, actor=user_id, action="reviewed", application_id=app.id, invitation_id=app.current_invitation_id)
+            repos.audit(
+                session,
+                workspace_id=app.workspace_id,
+                actor=user_id,
+                action="reviewed",
+                application_id=app.id,
+                invitation_id=app.current_invitation_id,
+            )
             self._card(session, app, tag="reviewed")
             self._note(session, app, f"<@{user_id}> marked the assessment reviewed.")
         self._outbox.deliver(application_id=application_id)
@@ -385,18 +441,20 @@ class Assessments:
         """Finish sends interrupted by a crash: iMocha's invite is idempotent, so asking again is safe."""
         cutoff = self._clock() - older_than
         with self._sf() as session:
-            rows = session.execute(
-                select(Application.id, Workspace.team_id, Application.sending_by)
-                .join(Workspace, Workspace.id == Application.workspace_id)
-                .where(Application.status == AppStatus.SENDING.value, Application.sending_since < cutoff)
-                .limit(50)
-            ).tuples().all()
+            rows = (
+                session.execute(
+                    select(Application.id, Workspace.team_id, Application.sending_by)
+                    .join(Workspace, Workspace.id == Application.workspace_id)
+                    .where(Application.status == AppStatus.SENDING.value, Application.sending_since < cutoff)
+                    .limit(50)
+                )
+                .tuples()
+                .all()
+            )
         for app_id, team_id, actor in rows:
             log.warning("application %s: finishing a send interrupted %s ago", app_id, older_than)
             with self._sf.begin() as session:
-                session.execute(
-                    update(Application).where(Application.id == app_id).values(sending_since=self._clock())
-                )
+                session.execute(update(Application).where(Application.id == app_id).values(sending_since=self._clock()))
             self._complete_send(team_id, app_id, actor or "system", mode="new")
         # Action locks (cancel/resend/re-attempt) left by a crash simply expire: see _lock_for.
         return len(rows)
@@ -421,7 +479,9 @@ class Assessments:
             if not getattr(result, "rowcount", 0):
                 session.rollback()
                 view = self.view(team_id, application_id)
-                raise Conflict(f"Nothing to {action.replace('reattempt', 're-attempt')} here: the assessment is {_status_words(view.status)} now.")
+                raise Conflict(
+                    f"Nothing to {action.replace('reattempt', 're-attempt')} here: the assessment is {_status_words(view.status)} now."
+                )
             inv = session.get(Invitation, app.current_invitation_id) if app.current_invitation_id else None
             if inv is None:
                 raise NotFound("This application has no iMocha invitation yet.")
@@ -432,7 +492,15 @@ class Assessments:
         with self._sf.begin() as session:
             app = self._app(session, team_id, application_id)
             app.sending_by = app.sending_since = None
-            repos.audit(session, workspace_id=app.workspace_id, actor=user_id, action=action.split()[0], outcome="error", application_id=app.id, detail=reason)
+            repos.audit(
+                session,
+                workspace_id=app.workspace_id,
+                actor=user_id,
+                action=action.split()[0],
+                outcome="error",
+                application_id=app.id,
+                detail=reason,
+            )
             self._note(session, app, f"<@{user_id}> tried: {action}, but {reason}.")
         self._outbox.deliver(application_id=application_id)
         log.warning("application %s: %s failed: %s", application_id, action, reason)
@@ -444,13 +512,18 @@ class Assessments:
 
     @staticmethod
     def _shared_elsewhere(session: Session, application_id: int, invitation_id: int) -> bool:
-        return session.scalar(
-            select(ApplicationInvitation.id).where(
-                ApplicationInvitation.invitation_id == invitation_id,
-                ApplicationInvitation.application_id != application_id,
-                ApplicationInvitation.live.is_(True),
-            ).limit(1)
-        ) is not None
+        return (
+            session.scalar(
+                select(ApplicationInvitation.id)
+                .where(
+                    ApplicationInvitation.invitation_id == invitation_id,
+                    ApplicationInvitation.application_id != application_id,
+                    ApplicationInvitation.live.is_(True),
+                )
+                .limit(1)
+            )
+            is not None
+        )
 
     @staticmethod
     def _make_live(session: Session, app: Application, inv: Invitation, user_id: str, *, reused: bool) -> None:
@@ -464,7 +537,14 @@ class Assessments:
         if not repos.insert_ignore(
             session,
             ApplicationInvitation,
-            {"application_id": app.id, "invitation_id": inv.id, "test_id": inv.test_id, "live": True, "reused": reused, "linked_by": user_id},
+            {
+                "application_id": app.id,
+                "invitation_id": inv.id,
+                "test_id": inv.test_id,
+                "live": True,
+                "reused": reused,
+                "linked_by": user_id,
+            },
             ["application_id", "invitation_id"],
         ):
             session.execute(
@@ -477,13 +557,19 @@ class Assessments:
 
     @staticmethod
     def _card(session: Session, app: Application, *, tag: str) -> None:
-        SlackOutbox.add(session, workspace_id=app.workspace_id, kind=CARD, key=f"card:{app.id}:{tag}:{uuid.uuid4().hex}", application_id=app.id)
+        SlackOutbox.add(
+            session, workspace_id=app.workspace_id, kind=CARD, key=f"card:{app.id}:{tag}:{uuid.uuid4().hex}", application_id=app.id
+        )
 
     @staticmethod
     def _note(session: Session, app: Application, text: str) -> None:
         SlackOutbox.add(
-            session, workspace_id=app.workspace_id, kind=THREAD, key=f"note:{app.id}:{uuid.uuid4().hex}",
-            application_id=app.id, payload={"template": "note", "text": text},
+            session,
+            workspace_id=app.workspace_id,
+            kind=THREAD,
+            key=f"note:{app.id}:{uuid.uuid4().hex}",
+            application_id=app.id,
+            payload={"template": "note", "text": text},
         )
 
     @staticmethod

@@ -181,13 +181,9 @@ class Settings(BaseSettings):
                 raise ConfigError("SLACK_SIGNING_SECRET is required in HTTP mode (set it from Basic Information)")
             return
         if self.slack_bot_token is None:
-            raise ConfigError(
-                "SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-...) from your Slack app"
-            )
+            raise ConfigError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-...) from your Slack app")
         if not self.socket_mode and self.slack_signing_secret is None:
-            raise ConfigError(
-                "SLACK_SIGNING_SECRET is not set: HTTP mode needs it (or set SLACK_APP_TOKEN for Socket Mode)"
-            )
+            raise ConfigError("SLACK_SIGNING_SECRET is not set: HTTP mode needs it (or set SLACK_APP_TOKEN for Socket Mode)")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -11,6 +11,7 @@ __all__ = [
     "AppStatus",
     "ApplicationView",
     "AuditLine",
+    "Conflict",
     "DomainError",
     "ExistingResult",
     "InvitationView",
@@ -18,7 +19,6 @@ __all__ = [
     "NotFound",
     "PlanView",
     "SectionView",
-    "Conflict",
     "normalise_key",
 ]
 

@@ -69,6 +69,29 @@ class Intake:
         self._user_by_email = user_by_email
         self._default_team_id = default_team_id
 
+    def receive_manual(self, team_id: str, user_id: str, *, name: str, email: str, job: str, test_id: int, test_name: str) -> IntakeResult:
+        """`/imocha send`: the runner owns the card; a plan for the job is used when one exists."""
+        with self._sf() as session:
+            ws = repos.workspace_by_team(session, team_id)
+            if ws is None:
+                raise UnknownWorkspace("iMocha is not set up yet: an admin can run `/imocha setup`.")
+            plan = repos.find_plan_for_job(session, ws.id, normalise_key(job))
+            plan_id = plan.id if plan else None
+            stage = plan.stage_label if plan else "Manual send"
+        event = IntakeEvent(
+            source="manual",
+            team_id=team_id,
+            application_id=f"manual:{email.strip().lower()}:{normalise_key(job)}:{test_id}",
+            candidate_name=name,
+            candidate_email=email,
+            job_id=None,
+            job_name=job,
+            stage_name=stage,
+            owner_user_id=user_id,
+        )
+        with self._sf.begin() as session:
+            return self._record(session, team_id, plan_id, user_id, event, test=(test_id, test_name))
+
     def receive(self, event: IntakeEvent) -> IntakeResult:
         team_id = event.team_id or self._default_team_id()
         if not team_id:
@@ -79,9 +102,7 @@ class Intake:
                 raise UnknownWorkspace(f"workspace {team_id} has not installed the bot")
             if event.delivery_id:
                 seen = session.scalars(
-                    select(WebhookDelivery).where(
-                        WebhookDelivery.source == event.source, WebhookDelivery.delivery_id == event.delivery_id
-                    )
+                    select(WebhookDelivery).where(WebhookDelivery.source == event.source, WebhookDelivery.delivery_id == event.delivery_id)
                 ).one_or_none()
                 if seen is not None and seen.application_id is not None:
                     return IntakeResult(True, seen.application_id, event.application_id, created=False)
@@ -97,9 +118,7 @@ class Intake:
         owner = event.owner_user_id or self._recruiter(team_id, event.recruiter_email) or plan_created_by
         with self._sf.begin() as session:
             result = self._record(session, team_id, plan_id, owner, event)
-        if result.created and result.application_id is not None:
-            self._outbox.deliver(application_id=result.application_id)
-        return result
+        return result  # the caller delivers the queued card (after its HTTP answer, for webhooks)
 
     def _recruiter(self, team_id: str, email: str | None) -> str | None:
         if not email:
@@ -110,11 +129,21 @@ class Intake:
             log.info("recruiter lookup failed (%s); the plan's creator owns the card", exc.__class__.__name__)
             return None
 
-    def _record(self, session: Session, team_id: str, plan_id: int, owner: str, event: IntakeEvent) -> IntakeResult:
+    def _record(
+        self,
+        session: Session,
+        team_id: str,
+        plan_id: int | None,
+        owner: str,
+        event: IntakeEvent,
+        *,
+        test: tuple[int, str] | None = None,
+    ) -> IntakeResult:
         ws = repos.ensure_workspace(session, team_id)
-        plan = repos.find_plan_by_id(session, ws.id, plan_id)
-        if plan is None:
+        plan = repos.find_plan_by_id(session, ws.id, plan_id) if plan_id is not None else None
+        if plan is None and test is None:
             return IntakeResult(False, reason="the matching plan was just removed")
+        test_id, test_name = test if test is not None else (plan.test_id, plan.test_name)  # type: ignore[union-attr]
         email = event.candidate_email.strip().lower() if event.candidate_email else None
         candidate = repos.candidate_by_email(session, ws.id, email) if email else None
         if candidate is None:
@@ -122,7 +151,12 @@ class Intake:
             session.add(candidate)
             session.flush()
         job_external = event.job_id or f"name:{normalise_key(event.job_name)}"
-        repos.insert_ignore(session, Job, {"workspace_id": ws.id, "external_id": job_external, "name": event.job_name.strip()}, ["workspace_id", "external_id"])
+        repos.insert_ignore(
+            session,
+            Job,
+            {"workspace_id": ws.id, "external_id": job_external, "name": event.job_name.strip()},
+            ["workspace_id", "external_id"],
+        )
         job = session.scalars(select(Job).where(Job.workspace_id == ws.id, Job.external_id == job_external)).one()
         stage_key = normalise_key(event.stage_name)
         created = repos.insert_ignore(
@@ -136,11 +170,11 @@ class Intake:
                 "stage_name": " ".join(event.stage_name.split()),
                 "candidate_id": candidate.id,
                 "job_id": job.id,
-                "plan_id": plan.id,
-                "test_id": plan.test_id,
-                "test_name": plan.test_name,
-                "pass_mark": plan.pass_mark,
-                "share_scores_in_channel": plan.share_scores_in_channel,
+                "plan_id": plan.id if plan else None,
+                "test_id": test_id,
+                "test_name": test_name,
+                "pass_mark": plan.pass_mark if plan else None,
+                "share_scores_in_channel": plan.share_scores_in_channel if plan else False,
                 "owner_user_id": owner,
                 "status": AppStatus.NEEDS_SENDING.value,
                 "attempt": 1,
@@ -163,16 +197,23 @@ class Intake:
                 ["source", "delivery_id"],
             )
         if created:
-            channel = plan.channel_id or ws.default_channel_id
+            channel = (plan.channel_id if plan else None) or ws.default_channel_id
             in_dm = channel is None
             session.add(SlackCard(application_id=app_id, channel_id=channel or owner, in_dm=in_dm))
             SlackOutbox.add(session, workspace_id=ws.id, kind=CARD, key=f"card:{app_id}:created", application_id=app_id)
             repos.audit(
-                session, workspace_id=ws.id, actor=event.source, action="received", application_id=app_id,
+                session,
+                workspace_id=ws.id,
+                actor=event.source,
+                action="received",
+                application_id=app_id,
                 detail=f"{event.job_name} / {event.stage_name}",
             )
             log.info(
                 "application %s (%s) reached %s: card queued for %s",
-                event.application_id, event.source, plan.stage_label, "DM" if in_dm else channel,
+                event.application_id,
+                event.source,
+                event.stage_name,
+                "DM" if in_dm else channel,
             )
         return IntakeResult(True, app_id, event.application_id, created=created)

@@ -13,7 +13,7 @@ from bot.imocha import Report, Status
 from bot.outbox import CARD, DM, THREAD, SlackOutbox
 from bot.views import load_applications
 from store import repos
-from store.models import AppStatus, Application, GemWriteback, Invitation
+from store.models import Application, AppStatus, GemWriteback, Invitation
 
 log = logging.getLogger("bot.lifecycle")
 
@@ -63,14 +63,10 @@ def apply_report_fields(inv: Invitation, report: Report) -> None:
     inv.performance_category = report.performance_category
     inv.report_url = report.pdf_url
     if report.sections:
-        inv.sections = [
-            {"name": s.name, "score": s.candidate_score, "max": s.max_score} for s in report.sections
-        ]
+        inv.sections = [{"name": s.name, "score": s.candidate_score, "max": s.max_score} for s in report.sections]
 
 
-def observe(
-    session: Session, workspace_id: int, observations: Iterable[Observation], now: datetime
-) -> list[int]:
+def observe(session: Session, workspace_id: int, observations: Iterable[Observation], now: datetime) -> list[int]:
     """Apply observations to the stored invitations; returns the ids of applications whose status changed."""
     by_id = {obs.imocha_id: obs for obs in observations}
     invitations = repos.invitations_by_imocha_ids(session, workspace_id, by_id, lock=True)
@@ -129,12 +125,20 @@ def queue_status_effects(session: Session, app: Application, inv: Invitation, *,
     SlackOutbox.add(session, workspace_id=ws, kind=CARD, key=f"card:{key}", application_id=app.id)
     if status == AppStatus.NEEDS_REVIEW:
         SlackOutbox.add(
-            session, workspace_id=ws, kind=THREAD, key=f"completion:{key}", application_id=app.id,
+            session,
+            workspace_id=ws,
+            kind=THREAD,
+            key=f"completion:{key}",
+            application_id=app.id,
             payload={"template": "completion", "broadcast": True},
         )
         if app.owner_user_id:
             SlackOutbox.add(
-                session, workspace_id=ws, kind=DM, key=f"result:{key}", application_id=app.id,
+                session,
+                workspace_id=ws,
+                kind=DM,
+                key=f"result:{key}",
+                application_id=app.id,
                 payload={"template": "result", "user": app.owner_user_id},
             )
         if app.source == "gem":
@@ -146,10 +150,18 @@ def queue_status_effects(session: Session, app: Application, inv: Invitation, *,
             )
     elif status in (AppStatus.EXPIRED, AppStatus.CANCELLED, AppStatus.LEFT, AppStatus.IN_PROGRESS):
         SlackOutbox.add(
-            session, workspace_id=ws, kind=THREAD, key=f"status:{key}", application_id=app.id,
+            session,
+            workspace_id=ws,
+            kind=THREAD,
+            key=f"status:{key}",
+            application_id=app.id,
             payload={"template": "status", "status": status.value, "actor": actor},
         )
     repos.audit(
-        session, workspace_id=ws, actor=actor, action=f"status_{status.value}",
-        application_id=app.id, invitation_id=inv.id,
+        session,
+        workspace_id=ws,
+        actor=actor,
+        action=f"status_{status.value}",
+        application_id=app.id,
+        invitation_id=inv.id,
     )

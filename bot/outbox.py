@@ -125,7 +125,8 @@ class SlackOutbox:
             try:
                 if kind == CARD:
                     self._deliver_card(team_id, app_id)
-                    cards_done.add(app_id)
+                    if app_id is not None:
+                        cards_done.add(app_id)
                 elif kind == THREAD:
                     self._deliver_thread(team_id, app_id, payload)
                 elif kind == DM:
@@ -197,9 +198,7 @@ class SlackOutbox:
     def _finish(self, row_id: int) -> None:
         with self._sf.begin() as session:
             session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id)
-                .values(done_at=self._clock(), claimed_until=None, last_error=None)
+                update(OutboxMessage).where(OutboxMessage.id == row_id).values(done_at=self._clock(), claimed_until=None, last_error=None)
             )
 
     def _retry(self, row_id: int, error: str | None, *, delay: float | None = None, count_attempt: bool = True) -> None:
@@ -214,7 +213,7 @@ class SlackOutbox:
                 row.last_error = f"gave up after {row.attempts} attempts: {error}"
                 log.error("outbox %s #%s gave up: %s", row.kind, row_id, error)
                 return
-            wait = delay if delay is not None else min(2 ** row.attempts, 300)
+            wait = delay if delay is not None else min(2**row.attempts, 300)
             row.next_attempt_at = self._clock() + timedelta(seconds=wait)
             row.claimed_until = None
             if error:
@@ -273,7 +272,9 @@ class SlackOutbox:
                 raise
             log.warning(
                 "card for application %s could not go to %s (%s); sending it to the owner's DM",
-                application_id, channel, exc.response.get("error"),
+                application_id,
+                channel,
+                exc.response.get("error"),
             )
             channel = self._gateway.dm_channel(team_id, owner)
             response = client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False, **message)
@@ -328,4 +329,3 @@ def _retry_after(exc: SlackApiError) -> float:
         return max(1.0, float(exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or 1))
     except (TypeError, ValueError):
         return 1.0
-

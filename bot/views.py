@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.domain import AppStatus, ApplicationView, InvitationView, SectionView
+from bot.domain import ApplicationView, AppStatus, InvitationView, SectionView
 from store.models import Application, ApplicationInvitation, Invitation, Job, SlackCard, Workspace
 
 
@@ -43,15 +43,10 @@ def application_views(session: Session, applications: Sequence[Application]) -> 
     if not applications:
         return []
     ids = [app.id for app in applications]
-    cards = {
-        card.application_id: card
-        for card in session.scalars(select(SlackCard).where(SlackCard.application_id.in_(ids)))
-    }
+    cards = {card.application_id: card for card in session.scalars(select(SlackCard).where(SlackCard.application_id.in_(ids)))}
     teams = dict(
         session.execute(
-            select(Workspace.id, Workspace.team_id).where(
-                Workspace.id.in_({app.workspace_id for app in applications})
-            )
+            select(Workspace.id, Workspace.team_id).where(Workspace.id.in_({app.workspace_id for app in applications}))
         ).tuples()
     )
     # Which other application's job a shared (reused) invitation came from.

@@ -157,8 +157,6 @@ class Workspaces:
     def active_workspaces(self) -> list[tuple[int, str]]:
         with self._sf() as session:
             rows = session.execute(
-                select(Workspace.id, Workspace.team_id).where(
-                    Workspace.active.is_(True), Workspace.imocha_key_enc.is_not(None)
-                )
+                select(Workspace.id, Workspace.team_id).where(Workspace.active.is_(True), Workspace.imocha_key_enc.is_not(None))
             ).tuples()
             return list(rows)

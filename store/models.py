@@ -253,9 +253,7 @@ class SlackCard(Base):
     __tablename__ = "slack_cards"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    application_id: Mapped[int] = mapped_column(
-        ForeignKey("applications.id", ondelete="CASCADE"), unique=True
-    )
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), unique=True)
     channel_id: Mapped[str] = mapped_column(String(32))
     ts: Mapped[str | None] = mapped_column(String(32))  # None until chat.postMessage succeeded
     in_dm: Mapped[bool] = mapped_column(Boolean, default=False)

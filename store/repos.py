@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import Select, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -45,11 +45,7 @@ def ensure_workspace(session: Session, team_id: str) -> Workspace:
 
 
 def plans_for(session: Session, workspace_id: int) -> list[Plan]:
-    return list(
-        session.scalars(
-            select(Plan).where(Plan.workspace_id == workspace_id).order_by(Plan.job_label, Plan.stage_label)
-        )
-    )
+    return list(session.scalars(select(Plan).where(Plan.workspace_id == workspace_id).order_by(Plan.job_label, Plan.stage_label)))
 
 
 def find_plan(session: Session, workspace_id: int, job_keys: Iterable[str], stage_key: str) -> Plan | None:
@@ -65,23 +61,18 @@ def find_plan(session: Session, workspace_id: int, job_keys: Iterable[str], stag
 
 
 def candidate_by_email(session: Session, workspace_id: int, email: str) -> Candidate | None:
-    return session.scalars(
-        select(Candidate).where(Candidate.workspace_id == workspace_id, Candidate.email == email)
-    ).one_or_none()
+    return session.scalars(select(Candidate).where(Candidate.workspace_id == workspace_id, Candidate.email == email)).one_or_none()
 
 
 def application(session: Session, workspace_id: int, application_id: int, *, lock: bool = False) -> Application | None:
-    stmt: Select[tuple[Application]] = select(Application).where(
-        Application.id == application_id, Application.workspace_id == workspace_id
-    )
+    stmt: Select[Any] = select(Application).where(Application.id == application_id, Application.workspace_id == workspace_id)
     if lock:
         stmt = stmt.with_for_update(of=Application)
-    return session.scalars(stmt).unique().one_or_none()
+    found: Application | None = session.scalars(stmt).unique().one_or_none()
+    return found
 
 
-def compare_and_set_status(
-    session: Session, application_id: int, expected: Iterable[str], new: str, **values: Any
-) -> bool:
+def compare_and_set_status(session: Session, application_id: int, expected: Iterable[str], new: str, **values: Any) -> bool:
     """Move an application to `new` only if it is in one of `expected`; the database decides the race."""
     result: Any = session.execute(
         update(Application)
@@ -98,16 +89,12 @@ def live_links(session: Session, invitation_ids: Iterable[int]) -> list[Applicat
         return []
     return list(
         session.scalars(
-            select(ApplicationInvitation).where(
-                ApplicationInvitation.invitation_id.in_(ids), ApplicationInvitation.live.is_(True)
-            )
+            select(ApplicationInvitation).where(ApplicationInvitation.invitation_id.in_(ids), ApplicationInvitation.live.is_(True))
         )
     )
 
 
-def invitations_by_imocha_ids(
-    session: Session, workspace_id: int, imocha_ids: Iterable[int], *, lock: bool = False
-) -> list[Invitation]:
+def invitations_by_imocha_ids(session: Session, workspace_id: int, imocha_ids: Iterable[int], *, lock: bool = False) -> list[Invitation]:
     ids = sorted(set(imocha_ids))
     found: list[Invitation] = []
     for start in range(0, len(ids), 500):
@@ -152,9 +139,7 @@ def audit_for_applications(session: Session, application_ids: Iterable[int]) -> 
     if not ids:
         return []
     return list(
-        session.scalars(
-            select(AuditEntry).where(AuditEntry.application_id.in_(ids)).order_by(AuditEntry.created_at, AuditEntry.id)
-        )
+        session.scalars(select(AuditEntry).where(AuditEntry.application_id.in_(ids)).order_by(AuditEntry.created_at, AuditEntry.id))
     )
 
 
@@ -173,13 +158,16 @@ def acquire_lease(session: Session, name: str, holder: str, now: datetime, until
 def release_lease(session: Session, name: str, holder: str, now: datetime) -> None:
     """Give a lease up early (on shutdown) so another replica can take it at once."""
     session.execute(
-        update(Lease)
-        .where(Lease.name == name, Lease.holder == holder)
-        .values(expires_at=now)
-        .execution_options(synchronize_session=False)
+        update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=now).execution_options(synchronize_session=False)
     )
 
 
 def find_plan_by_id(session: Session, workspace_id: int, plan_id: int) -> Plan | None:
     plan = session.get(Plan, plan_id)
     return plan if plan is not None and plan.workspace_id == workspace_id else None
+
+
+def find_plan_for_job(session: Session, workspace_id: int, job_key: str) -> Plan | None:
+    return session.scalars(
+        select(Plan).where(Plan.workspace_id == workspace_id, Plan.job_key == job_key).order_by(Plan.id).limit(1)
+    ).first()

@@ -1,0 +1,247 @@
+"""The composition root: settings → engine → clients → services → Bolt app → scheduler → web app."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+
+from bot.access import Access
+from bot.assessments import Assessments
+from bot.callbacks import CallbackHandler
+from bot.config import Settings
+from bot.crypto import SecretBox, load_secret_box
+from bot.home import HomeQueue
+from bot.imocha import ImochaClient
+from bot.intake import Intake
+from bot.outbox import SlackOutbox
+from bot.plans import Plans
+from bot.services import Services
+from bot.slack_gateway import SlackGateway
+from bot.web import create_web_app
+from bot.workspaces import Workspaces
+from store import repos
+from store.db import make_engine, make_session_factory, ping
+from store.models import utcnow
+
+log = logging.getLogger("bot.app")
+
+LISTENER_THREADS = 64
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    http: httpx.Client
+    services: Services
+    bolt: App | None
+    web: Starlette
+    callbacks: CallbackHandler
+    scheduler: Any = None
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fn in reversed(self.closers):
+            try:
+                fn()
+            except Exception:
+                log.exception("error while shutting down")
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    box: SecretBox | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    imocha_transport: httpx.BaseTransport | None = None,
+    token_verification: bool = True,
+    with_scheduler: bool = False,
+    holder_id: str | None = None,
+) -> Runtime:
+    engine = engine or make_engine(settings.database_url)
+    session_factory = make_session_factory(engine)
+    box = box or load_secret_box(settings)
+    http = ImochaClient.build_http(settings.imocha_base_url, transport=imocha_transport)
+
+    def imocha_factory(key: str) -> ImochaClient:
+        return ImochaClient(http, key)
+
+    installation_store = None
+    if settings.oauth_enabled:
+        from bot.oauth import EncryptedInstallationStore
+
+        installation_store = EncryptedInstallationStore(client_id=str(settings.slack_client_id), engine=engine, box=box)
+
+    single_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    team_cache: dict[str, str] = {}
+    team_lock = threading.Lock()
+
+    def token_for(team_id: str) -> str | None:
+        if installation_store is not None:
+            bot = installation_store.find_bot(enterprise_id=None, team_id=team_id)
+            return bot.bot_token if bot else None
+        return single_token
+
+    def default_team_id() -> str | None:
+        if installation_store is not None:
+            return None
+        with team_lock:
+            if "team" not in team_cache and single_token:
+                team_cache["team"] = str(WebClient(token=single_token, base_url=settings.slack_api_url).auth_test()["team_id"])
+            return team_cache.get("team")
+
+    gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for)
+    from handlers.blocks import SlackRenderer
+
+    outbox = SlackOutbox(session_factory=session_factory, gateway=gateway, renderer=SlackRenderer(), clock=clock)
+    workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory)
+    access = Access(gateway=gateway, admin_ids=settings.admin_ids)
+    services = Services(
+        settings=settings,
+        workspaces=workspaces,
+        plans=Plans(session_factory=session_factory),
+        intake=Intake(session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id),
+        assessments=Assessments(
+            session_factory=session_factory, workspaces=workspaces, outbox=outbox, clock=clock, callback_url=settings.callback_url
+        ),
+        outbox=outbox,
+        gateway=gateway,
+        access=access,
+        home=HomeQueue(session_factory=session_factory, access=access),
+        background=ThreadPoolExecutor(max_workers=8, thread_name_prefix="bg"),
+    )
+    callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
+
+    bolt = build_bolt(settings, services, installation_store=installation_store, engine=engine, token_verification=token_verification)
+    if installation_store is None and single_token and token_verification:
+        team = default_team_id()
+        if team:
+            workspaces.ensure(team)
+
+    scheduler = None
+    poller = None
+    try:
+        from bot.poller import StatusPoller
+    except ImportError:  # pragma: no cover - the poller ships with the package
+        StatusPoller = None  # type: ignore[assignment,misc]
+    if StatusPoller is not None:
+        poller = StatusPoller(session_factory, workspaces, clock, assessments=services.assessments, after_change=outbox.deliver)
+        object.__setattr__(services, "poller", poller)
+    if with_scheduler and poller is not None:
+        scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id)
+
+    closers: list[Callable[[], Any]] = [http.close, engine.dispose, lambda: services.background.shutdown(wait=True)]
+    if scheduler is not None:
+        closers.append(lambda: scheduler.shutdown(wait=True))
+
+    web = create_web_app(
+        bolt=bolt if not settings.socket_mode else None,
+        signing_secret=settings.slack_signing_secret.get_secret_value()
+        if settings.slack_signing_secret and not settings.socket_mode
+        else None,
+        intake=services.intake,
+        outbox=outbox,
+        callbacks=callbacks,
+        ping_db=lambda: ping(engine),
+        ats_secret=settings.ats_webhook_secret.get_secret_value() if settings.ats_webhook_secret else None,
+        greenhouse_secret=settings.greenhouse_webhook_secret.get_secret_value() if settings.greenhouse_webhook_secret else None,
+        greenhouse_team=default_team_id,
+        oauth_enabled=settings.oauth_enabled,
+    )
+    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers)
+
+
+def build_bolt(settings: Settings, services: Services, *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
+    from handlers import register_all
+
+    client = WebClient(
+        base_url=settings.slack_api_url,
+        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token and installation_store is None else None,
+    )
+    common: dict[str, Any] = {
+        "signing_secret": settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "socket-mode",
+        "client": client,
+        "listener_executor": ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
+        "process_before_response": False,
+        "request_verification_enabled": not settings.socket_mode,
+        "raise_error_for_unhandled_request": False,
+    }
+    # Bolt builds OAuth settings from these variables by itself when present; we pass them explicitly.
+    for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+        os.environ.pop(name, None)
+    if installation_store is not None:
+        from slack_bolt.oauth.oauth_settings import OAuthSettings
+        from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+        from bot.oauth import BOT_SCOPES
+
+        state_store = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+        app = App(
+            oauth_settings=OAuthSettings(
+                client_id=str(settings.slack_client_id),
+                client_secret=settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else "",
+                scopes=BOT_SCOPES,
+                installation_store=installation_store,
+                state_store=state_store,
+                redirect_uri=f"{settings.public_url}/slack/oauth_redirect" if settings.public_url else None,
+            ),
+            installation_store=installation_store,
+            **common,
+        )
+    else:
+        app = App(token_verification_enabled=token_verification, **common)
+
+    @app.middleware
+    def skip_slack_retries(request: Any, next: Callable[[], BoltResponse]) -> BoltResponse:
+        # Slack redelivers events it thinks timed out; the first delivery is already being handled.
+        if request.headers.get("x-slack-retry-num"):
+            return BoltResponse(status=200, body="")
+        return next()
+
+    register_all(app, services)
+    return app
+
+
+def build_scheduler(
+    settings: Settings,
+    services: Services,
+    poller: Any,
+    session_factory: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    holder_id: str | None,
+) -> Any:
+    from bot.reminders import Reminders
+    from bot.scheduler import Scheduler
+
+    reminders = Reminders(session_factory, clock)
+    jobs = {
+        "poll": poller.poll_all,
+        "sweep": poller.sweep,
+        "reminders": reminders.run,
+        "outbox": services.outbox.deliver,
+    }
+    return Scheduler(
+        poll_seconds=settings.imocha_poll_seconds,
+        jobs=jobs,
+        session_factory=session_factory,
+        holder_id=holder_id or f"{os.uname().nodename}:{os.getpid()}",
+        clock=clock,
+    )
+
+
+__all__ = ["Runtime", "build_runtime", "repos"]

@@ -1,0 +1,141 @@
+"""`imocha-bot`: run, db upgrade, check, sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("bot.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="imocha-bot", description="Run iMocha skills assessments from Slack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
+    run.add_argument("--host", default="0.0.0.0")
+    run.add_argument("--port", type=int, default=None)
+    db = sub.add_parser("db", help="database commands")
+    db.add_argument("action", choices=["upgrade"])
+    sub.add_parser("check", help="verify configuration, Slack, database and each workspace's iMocha key")
+    sandbox = sub.add_parser("sandbox", help="a local iMocha-compatible API with a candidate page")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8900)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "sandbox":
+            from bot import logs
+            from bot.sandbox import serve
+
+            logs.configure("INFO", "text")
+            serve(host=args.host, port=args.port)
+            return 0
+        settings = load_settings()
+        from bot import logs
+
+        logs.configure(settings.log_level, settings.log_format)
+        if args.command == "db":
+            return _db_upgrade(settings)
+        if args.command == "check":
+            from bot.check import run_check
+
+            return run_check(settings)
+        return _run(settings, args.host, args.port or settings.port)
+    except ConfigError as exc:
+        print(f"imocha-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _db_upgrade(settings: Settings) -> int:
+    from store.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    _require_db(engine, settings)
+    upgrade(engine)
+    print(f"database is at revision {current_revision(engine)}")
+    return 0
+
+
+def _require_db(engine: object, settings: Settings) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.db import ping
+
+    try:
+        ping(engine)  # type: ignore[arg-type]
+    except SQLAlchemyError as exc:
+        raise ConfigError(
+            f"DATABASE_URL: the database does not answer ({exc.__class__.__name__}: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0][:160]})"
+        ) from None
+
+
+def _run(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import build_runtime
+    from store.db import current_revision, head_revision, make_engine, upgrade
+
+    settings.require_slack()
+    _check_port(host, port)
+    engine = make_engine(settings.database_url)
+    _require_db(engine, settings)
+    if settings.is_sqlite:
+        upgrade(engine)
+    elif current_revision(engine) != head_revision(engine):
+        raise ConfigError("DATABASE_URL: the schema is not up to date; run `imocha-bot db upgrade` first")
+    if settings.public_url_is_insecure:
+        log.warning("PUBLIC_URL is plain http and not loopback: iMocha needs https for callbacks in production")
+    try:
+        runtime = build_runtime(settings, engine=engine, with_scheduler=True)
+    except (BoltError, SlackApiError) as exc:
+        raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
+    socket_handler = None
+    if settings.socket_mode and runtime.bolt is not None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        assert settings.slack_app_token is not None
+        socket_handler = SocketModeHandler(runtime.bolt, app_token=settings.slack_app_token.get_secret_value())
+        socket_handler.connect()
+        log.info("connected to Slack over Socket Mode")
+    if runtime.scheduler is not None:
+        runtime.scheduler.start()
+    mode = "Socket Mode" if socket_handler else "HTTP mode (POST /slack/events)"
+    log.info("imocha-bot serving on http://%s:%s in %s; database %s", host, port, mode, engine.url.render_as_string(hide_password=True))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            runtime.web, host=host, port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=20
+        )
+    )
+    try:
+        server.run()  # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes in-flight requests
+    finally:
+        log.info("shutting down: stopping the scheduler and closing clients")
+        if socket_handler is not None:
+            socket_handler.close()
+        runtime.close()
+    return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"
+            raise ConfigError(f"PORT {port} on {host} {reason}; pick another with --port or PORT") from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The bundle of services the Slack listeners and web routes are given by the composition root."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from bot.access import Access
+from bot.assessments import Assessments
+from bot.config import Settings
+from bot.home import HomeQueue
+from bot.intake import Intake
+from bot.outbox import SlackOutbox
+from bot.plans import Plans
+from bot.slack_gateway import SlackGateway
+from bot.workspaces import Workspaces
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    workspaces: Workspaces
+    plans: Plans
+    intake: Intake
+    assessments: Assessments
+    outbox: SlackOutbox
+    gateway: SlackGateway
+    access: Access
+    home: HomeQueue
+    background: Executor
+    poller: object | None = None  # bot.poller.StatusPoller, when the scheduler is built

@@ -1,0 +1,373 @@
+"""The HTTP server: Slack requests, ATS/Greenhouse/iMocha webhooks, health and metrics (SPEC §4)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_sdk.signature import SignatureVerifier
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot import imocha, metrics
+from bot.callbacks import CallbackHandler
+from bot.domain import DomainError
+from bot.intake import Intake, IntakeEvent, valid_email
+from bot.outbox import SlackOutbox
+
+log = logging.getLogger("bot.web")
+
+MAX_BODY = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def hmac_ok(secret: str, body: bytes, given: str, *, prefix: str) -> bool:
+    if not given.startswith(prefix):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, given[len(prefix) :].strip().lower())
+
+
+def _bad(error: str, fields: list[str] | None = None, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": error, "fields": fields or []}, status_code=status)
+
+
+def _text(data: dict[str, Any], *path: str, limit: int = 200) -> str | None:
+    node: Any = data
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    if node is None:
+        return None
+    if isinstance(node, (int, float)) and not isinstance(node, bool):
+        node = str(node)
+    if not isinstance(node, str):
+        return None
+    node = node.strip()
+    return node if node and len(node) <= limit else None
+
+
+def parse_ats_event(data: Any) -> tuple[IntakeEvent | None, list[str]]:
+    """SPEC §4 generic intake payload → IntakeEvent, or the list of bad fields."""
+    if not isinstance(data, dict):
+        return None, ["body"]
+    bad = []
+    event_type = _text(data, "event")
+    if event_type != "application.stage_changed":
+        bad.append("event")
+    required = {
+        "id": _text(data, "id"),
+        "application.id": _text(data, "application", "id"),
+        "candidate.name": _text(data, "candidate", "name"),
+        "candidate.email": _text(data, "candidate", "email", limit=320),
+        "job.name": _text(data, "job", "name"),
+        "stage.name": _text(data, "stage", "name"),
+    }
+    bad += [name for name, value in required.items() if value is None]
+    email = required["candidate.email"]
+    if email is not None and not valid_email(email):
+        bad.append("candidate.email")
+    team_id = data.get("team_id")
+    if team_id is not None and not (isinstance(team_id, str) and re.fullmatch(r"[A-Z0-9]{2,32}", team_id)):
+        bad.append("team_id")
+    recruiter = _text(data, "recruiter", "email", limit=320)
+    if data.get("recruiter") is not None and (recruiter is None or not valid_email(recruiter)):
+        bad.append("recruiter.email")
+    if bad:
+        return None, sorted(set(bad))
+    return IntakeEvent(
+        source="ats",
+        team_id=team_id,
+        delivery_id=required["id"],
+        application_id=str(required["application.id"]),
+        candidate_id=_text(data, "candidate", "id"),
+        candidate_name=str(required["candidate.name"]),
+        candidate_email=email,
+        job_id=_text(data, "job", "id"),
+        job_name=str(required["job.name"]),
+        stage_name=str(required["stage.name"]),
+        recruiter_email=recruiter,
+    ), []
+
+
+def parse_greenhouse(data: Any, team_id: str | None) -> tuple[IntakeEvent | None, list[str]]:
+    """Greenhouse candidate_stage_change → IntakeEvent (mapping in SPEC §8)."""
+    application = ((data.get("payload") or {}).get("application")) if isinstance(data, dict) else None
+    if not isinstance(application, dict):
+        return None, ["payload.application"]
+    candidate = application.get("candidate") or {}
+    jobs = application.get("jobs") or []
+    job = jobs[0] if isinstance(jobs, list) and jobs and isinstance(jobs[0], dict) else {}
+    stage = application.get("current_stage") or {}
+    emails = candidate.get("email_addresses") or []
+    email = None
+    if isinstance(emails, list) and emails and isinstance(emails[0], dict):
+        email = _text(emails[0], "value", limit=320)
+    name = " ".join(p for p in (_text(candidate, "first_name"), _text(candidate, "last_name")) if p)
+    bad = []
+    app_id = _text(application, "id")
+    if app_id is None:
+        bad.append("payload.application.id")
+    if not name:
+        bad.append("payload.application.candidate.first_name")
+    if not _text(job, "name"):
+        bad.append("payload.application.jobs")
+    if not _text(stage, "name"):
+        bad.append("payload.application.current_stage.name")
+    if email is not None and not valid_email(email):
+        bad.append("payload.application.candidate.email_addresses")
+    if bad:
+        return None, bad
+    recruiter = _text(candidate.get("recruiter") or {}, "email", limit=320)
+    return IntakeEvent(
+        source="greenhouse",
+        team_id=team_id,
+        application_id=str(app_id),
+        candidate_id=_text(candidate, "id"),
+        candidate_name=name,
+        candidate_email=email,
+        job_id=_text(job, "id"),
+        job_name=str(_text(job, "name")),
+        stage_name=str(_text(stage, "name")),
+        recruiter_email=recruiter if recruiter and valid_email(recruiter) else None,
+    ), []
+
+
+def create_web_app(
+    *,
+    bolt: App | None,
+    signing_secret: str | None,
+    intake: Intake,
+    outbox: SlackOutbox,
+    callbacks: CallbackHandler,
+    ping_db: Callable[[], None],
+    ats_secret: str | None,
+    greenhouse_secret: str | None,
+    greenhouse_team: Callable[[], str | None],
+    oauth_enabled: bool = False,
+    on_startup: list[Callable[[], Any]] | None = None,
+    on_shutdown: list[Callable[[], Any]] | None = None,
+) -> Starlette:
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
+
+    async def slack_events(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        if bolt is None:
+            return JSONResponse({"error": "Slack requests arrive over Socket Mode in this deployment"}, status_code=404)
+        if verifier is not None:
+            try:
+                ok = verifier.is_valid(
+                    raw, request.headers.get("x-slack-request-timestamp", "0"), request.headers.get("x-slack-signature", "")
+                )
+            except (ValueError, TypeError):
+                ok = False
+            if not ok:
+                return JSONResponse({"error": "invalid request"}, status_code=401)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
+        body = _parse_slack_body(text, request.headers.get("content-type", ""))
+        if body is None:
+            return JSONResponse({"error": "malformed Slack payload"}, status_code=400)
+        headers: dict[str, Any] = {key: [value] for key, value in request.headers.items()}
+        bolt_request = BoltRequest(body=text, query=request.url.query, headers=headers)
+        if bolt_request.body != body:
+            # Bolt's parser reads any form body containing the word "payload" as interactivity and
+            # loses the slash command (`/imocha payload`); hand it the body we parsed ourselves.
+            bolt_request = _with_body(bolt_request, body)
+        response: BoltResponse = await run_in_threadpool(bolt.dispatch, bolt_request)
+        metrics.ACK_LATENCY.observe(time.perf_counter() - started)
+        return Response(
+            content=response.body,
+            status_code=response.status,
+            headers={k: v[0] for k, v in response.headers.items() if v and k.lower() != "content-length"},
+        )
+
+    async def oauth(request: Request) -> Response:
+        if bolt is None or bolt.oauth_flow is None:
+            return PlainTextResponse("Not found", status_code=404)
+        bolt_request = BoltRequest(body="", query=request.url.query, headers={k: [v] for k, v in request.headers.items()})
+        flow = bolt.oauth_flow
+        handler = flow.handle_installation if request.url.path.endswith("/install") else flow.handle_callback
+        response = await run_in_threadpool(handler, bolt_request)
+        resp = Response(content=response.body, status_code=response.status)
+        for key, values in response.headers.items():
+            for value in values:
+                resp.headers.append(key, value)
+        return resp
+
+    async def ats_webhook(request: Request) -> Response:
+        if not ats_secret:
+            return PlainTextResponse("Not found", status_code=404)
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return _bad("body over 1 MiB", status=413)
+        if not hmac_ok(ats_secret, raw, request.headers.get("x-signature", ""), prefix="sha256="):
+            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return _bad("body is not valid JSON", ["body"])
+        event, bad = parse_ats_event(data)
+        if event is None:
+            return _bad("invalid or missing fields", bad)
+        return await _intake(event)
+
+    async def greenhouse_webhook(request: Request) -> Response:
+        if not greenhouse_secret:
+            return PlainTextResponse("Not found", status_code=404)
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return _bad("body over 1 MiB", status=413)
+        if not hmac_ok(greenhouse_secret, raw, request.headers.get("signature", ""), prefix="sha256 "):
+            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return _bad("body is not valid JSON", ["body"])
+        if not isinstance(data, dict) or data.get("action") != "candidate_stage_change":
+            return JSONResponse({"status": "ignored"}, status_code=200)
+        team = request.query_params.get("team_id") or greenhouse_team()
+        event, bad = parse_greenhouse(data, team)
+        if event is None:
+            return _bad("invalid or missing fields", bad)
+        response = await _intake(event)
+        if response.status_code == 202:
+            response.status_code = 200  # Greenhouse expects 200 for every validly signed delivery
+        return response
+
+    async def _intake(event: IntakeEvent) -> Response:
+        try:
+            result = await run_in_threadpool(intake.receive, event)
+        except DomainError as exc:
+            return _bad(str(exc), ["team_id"])
+        if not result.accepted:
+            return JSONResponse({"status": "ignored", "reason": result.reason}, status_code=200)
+        metrics.INTAKE.labels(source=event.source, outcome="created" if result.created else "duplicate").inc()
+        task = BackgroundTask(outbox.deliver, application_id=result.application_id) if result.created else None
+        return JSONResponse({"status": "accepted", "application": event.application_id}, status_code=202, background=task)
+
+    async def imocha_callback(request: Request) -> Response:
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return _bad("body over 1 MiB", status=413)
+        try:
+            callback = imocha.parse_callback(json.loads(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _bad(f"not an iMocha callback: {exc}"[:200], ["body"])
+        metrics.CALLBACKS.inc()
+        return JSONResponse({"status": "ok"}, status_code=200, background=BackgroundTask(_safe_callback, callbacks, callback))
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(ping_db)
+        except Exception as exc:
+            log.warning("health check: database unreachable (%s)", exc.__class__.__name__)
+            return JSONResponse({"status": "error", "db": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "db": "ok"})
+
+    async def metrics_route(request: Request) -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    routes = [
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/webhooks/ats", ats_webhook, methods=["POST"]),
+        Route("/webhooks/greenhouse", greenhouse_webhook, methods=["POST"]),
+        Route("/webhooks/imocha", imocha_callback, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_route, methods=["GET"]),
+    ]
+    if oauth_enabled:
+        routes += [Route("/slack/install", oauth, methods=["GET"]), Route("/slack/oauth_redirect", oauth, methods=["GET"])]
+
+    async def startup() -> None:
+        import anyio.to_thread
+
+        # Bolt's dispatch blocks a thread until ack(); allow bursts of concurrent Slack requests.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 200
+        for fn in on_startup or []:
+            await run_in_threadpool(fn)
+
+    async def shutdown() -> None:
+        for fn in on_shutdown or []:
+            await run_in_threadpool(fn)
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        await startup()
+        try:
+            yield
+        finally:
+            await shutdown()
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _safe_callback(callbacks: CallbackHandler, callback: imocha.Callback) -> None:
+    try:
+        callbacks.handle(callback)
+    except Exception:
+        log.exception("handling the iMocha callback for invitation %s failed", callback.invitation_id)
+
+
+def _parse_slack_body(text: str, content_type: str) -> dict[str, Any] | None:
+    """Parse a Slack body the way Slack sends it; None when it is malformed."""
+    try:
+        if text.startswith("{") or "application/json" in content_type:
+            data = json.loads(text)
+            return data if isinstance(data, dict) else None
+        form = parse_qs(text, keep_blank_values=True)
+        if "payload" in form:
+            data = json.loads(form["payload"][0])
+            return data if isinstance(data, dict) else None
+        if not form:
+            return None
+        return {key: values[0] for key, values in form.items()}
+    except (ValueError, IndexError):
+        return None
+
+
+def _with_body(request: BoltRequest, body: dict[str, Any]) -> BoltRequest:
+    from slack_bolt.request.internals import build_context
+
+    request.body = body
+    request.context = build_context(request.context, body)
+    return request

@@ -1,0 +1,735 @@
+"""Pure Block Kit builders: cards, notices, DMs, modals and App Home. No I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.domain import ApplicationView, AppStatus, AuditLine, ExistingResult, InvitationView, PlanView
+from handlers import ids
+
+Block = dict[str, Any]
+Message = dict[str, Any]
+
+HEADLINES = {
+    AppStatus.NEEDS_SENDING: "Assessment needs sending",
+    AppStatus.SENDING: "Sending assessment…",
+    AppStatus.SEND_FAILED: "Assessment could not be sent",
+    AppStatus.SENT: "Assessment sent",
+    AppStatus.IN_PROGRESS: "Assessment in progress",
+    AppStatus.NEEDS_REVIEW: "Assessment needs review",
+    AppStatus.REVIEWED: "Assessment reviewed",
+    AppStatus.EXPIRED: "Assessment expired",
+    AppStatus.CANCELLED: "Assessment cancelled",
+    AppStatus.LEFT: "Assessment left unfinished",
+}
+
+EMOJI = {
+    AppStatus.NEEDS_SENDING: ":envelope:",
+    AppStatus.SENDING: ":hourglass_flowing_sand:",
+    AppStatus.SEND_FAILED: ":warning:",
+    AppStatus.SENT: ":outbox_tray:",
+    AppStatus.IN_PROGRESS: ":pencil2:",
+    AppStatus.NEEDS_REVIEW: ":clipboard:",
+    AppStatus.REVIEWED: ":white_check_mark:",
+    AppStatus.EXPIRED: ":alarm_clock:",
+    AppStatus.CANCELLED: ":no_entry_sign:",
+    AppStatus.LEFT: ":door:",
+}
+
+HOME_GROUPS: list[tuple[str, tuple[AppStatus, ...]]] = [
+    ("Needs sending", (AppStatus.NEEDS_SENDING, AppStatus.SEND_FAILED, AppStatus.SENDING)),
+    ("Needs review", (AppStatus.NEEDS_REVIEW,)),
+    ("Sent", (AppStatus.SENT,)),
+    ("In progress", (AppStatus.IN_PROGRESS,)),
+    ("Expired, cancelled or left", (AppStatus.EXPIRED, AppStatus.CANCELLED, AppStatus.LEFT)),
+    ("Reviewed", (AppStatus.REVIEWED,)),
+]
+
+
+# -- text helpers -------------------------------------------------------------------------------
+
+
+def esc(value: object) -> str:
+    """Escape user data for mrkdwn, so `<!channel>` in a candidate's name pings nobody."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def plain(text: str, limit: int = 3000) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit) or " ", "emoji": True}
+
+
+def mrkdwn(text: str, limit: int = 3000) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": clip(text, limit) or " "}
+
+
+def section(text: str, **extra: Any) -> Block:
+    return {"type": "section", "text": mrkdwn(text), **extra}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(t, 2000) for t in texts[:10] if t]}
+
+
+def button(
+    text: str, action_id: str, value: str, *, style: str | None = None, confirm: dict[str, Any] | None = None, url: str | None = None
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "button", "text": plain(text, 75), "action_id": action_id, "value": value[:2000]}
+    if style:
+        element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
+    if url:
+        element["url"] = url[:3000]
+    return element
+
+
+def confirm(title: str, text: str, yes: str) -> dict[str, Any]:
+    return {"title": plain(title, 100), "text": mrkdwn(text, 300), "confirm": plain(yes, 30), "deny": plain("Not now", 30)}
+
+
+def headline(view: ApplicationView) -> str:
+    if view.status == AppStatus.SEND_FAILED:
+        return f"Assessment could not be sent: {view.status_reason or 'unknown error'}"
+    if view.status == AppStatus.REVIEWED:
+        return f"Assessment reviewed by <@{view.reviewed_by}>" if view.reviewed_by else "Assessment reviewed"
+    return HEADLINES[view.status]
+
+
+def score_line(inv: InvitationView) -> str | None:
+    if inv.candidate_points is None or inv.total_points is None:
+        if inv.percentage is None:
+            return None
+        return f"{_num(inv.percentage)}%"
+    pct = inv.percentage if inv.percentage is not None else (100 * inv.candidate_points / inv.total_points if inv.total_points else 0)
+    return f"{_num(inv.candidate_points)} / {_num(inv.total_points)} points ({_num(pct)}%)"
+
+
+def verdict(view: ApplicationView) -> str | None:
+    passed = view.passed
+    if passed is None:
+        return None
+    return "Passed" if passed else f"Below pass mark ({view.pass_mark}%)"
+
+
+def bar(score: float, maximum: float, width: int = 10) -> str:
+    filled = 0 if maximum <= 0 else max(0, min(width, round(width * score / maximum)))
+    return "█" * filled + "░" * (width - filled)
+
+
+def _num(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def _date(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return f"<!date^{int(value.timestamp())}^{{date_short_pretty}} {{time}}|{value:%Y-%m-%d %H:%M} UTC>"
+
+
+# -- the card -----------------------------------------------------------------------------------
+
+
+def card_actions(view: ApplicationView, *, in_channel: bool) -> list[dict[str, Any]]:
+    value = str(view.id)
+    name = esc(view.candidate_name)
+    s = view.status
+    buttons: list[dict[str, Any]] = []
+    if s == AppStatus.NEEDS_SENDING and view.candidate_email:
+        buttons.append(button("Send assessment", ids.SEND, value, style="primary"))
+    elif s == AppStatus.SEND_FAILED and view.candidate_email:
+        buttons.append(button("Retry", ids.RETRY, value, style="primary"))
+        buttons.append(button("Send assessment", ids.SEND, value))
+    elif s == AppStatus.SENT:
+        buttons.append(
+            button(
+                "Cancel invitation",
+                ids.CANCEL,
+                value,
+                style="danger",
+                confirm=confirm(
+                    "Cancel invitation?", f"{name} will no longer be able to take *{esc(view.test_name)}*.", "Cancel invitation"
+                ),
+            )
+        )
+        buttons.append(
+            button(
+                "Resend",
+                ids.RESEND,
+                value,
+                confirm=confirm("Resend the invitation?", f"iMocha emails {name} again with a fresh access window.", "Resend"),
+            )
+        )
+    elif s == AppStatus.NEEDS_REVIEW:
+        buttons.append(button("Mark reviewed", ids.REVIEWED, value, style="primary"))
+        buttons.append(
+            button(
+                "Allow re-attempt",
+                ids.REATTEMPT,
+                value,
+                confirm=confirm(
+                    "Allow a re-attempt?", f"{name} gets a new link for another attempt of *{esc(view.test_name)}*.", "Allow re-attempt"
+                ),
+            )
+        )
+    elif s == AppStatus.REVIEWED or s == AppStatus.LEFT:
+        buttons.append(
+            button(
+                "Allow re-attempt",
+                ids.REATTEMPT,
+                value,
+                confirm=confirm(
+                    "Allow a re-attempt?", f"{name} gets a new link for another attempt of *{esc(view.test_name)}*.", "Allow re-attempt"
+                ),
+            )
+        )
+    elif s in (AppStatus.EXPIRED, AppStatus.CANCELLED):
+        buttons.append(
+            button(
+                "Resend",
+                ids.RESEND,
+                value,
+                style="primary",
+                confirm=confirm("Resend the invitation?", f"iMocha emails {name} again with a fresh access window.", "Resend"),
+            )
+        )
+    inv = view.invitation
+    finished = s in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
+    if finished and inv is not None:
+        if in_channel and not view.share_scores_in_channel:
+            buttons.append(button("Show score", ids.SHOW_SCORE, value))
+        elif inv.report_url:
+            buttons.append(button("iMocha report", ids.REPORT_LINK, value, url=inv.report_url))
+    return buttons
+
+
+def result_blocks(view: ApplicationView) -> list[Block]:
+    inv = view.invitation
+    if inv is None:
+        return []
+    lines = []
+    score = score_line(inv)
+    if score:
+        lines.append(f"*Score:* {score}")
+    verdict_text = verdict(view)
+    if verdict_text:
+        lines.append(f"*Result:* {verdict_text}")
+    if inv.performance_category:
+        lines.append(f"*Performance:* {esc(inv.performance_category)}")
+    if inv.report_url:
+        lines.append(f"<{inv.report_url}|iMocha report>")
+    blocks: list[Block] = [section("\n".join(lines))] if lines else []
+    if inv.sections:
+        rows = [
+            f"`{bar(sec.score, sec.max_score)}` {esc(sec.name)}: {_num(sec.score)} / {_num(sec.max_score)}" for sec in inv.sections[:12]
+        ]
+        blocks.append(section("\n".join(rows)))
+    return blocks
+
+
+def build_card(view: ApplicationView) -> Message:
+    """The application's card: headline, who and what, result when allowed, and the status's buttons."""
+    in_channel = not view.card_in_dm
+    title = headline(view)
+    facts = [
+        f"*Candidate:* {esc(view.candidate_name)}" + (f" ({esc(view.candidate_email)})" if view.candidate_email else ""),
+        f"*Job:* {esc(view.job_name)}",
+        f"*Stage:* {esc(view.stage_name)}",
+        f"*Test:* {esc(view.test_name)}" + (f" · attempt {view.attempt}" if view.attempt > 1 else ""),
+    ]
+    if view.owner_user_id:
+        facts.append(f"*Owner:* <@{view.owner_user_id}>")
+    blocks: list[Block] = [
+        section(f"{EMOJI[view.status]} *{esc(title)}*"),
+        section("\n".join(facts)),
+    ]
+    finished = view.status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
+    if finished:
+        if in_channel and not view.share_scores_in_channel:
+            blocks.append(
+                context(
+                    "Completed, assessment needs review. Scores are private here: use *Show score*."
+                    if view.status == AppStatus.NEEDS_REVIEW
+                    else "Scores are private here: use *Show score*."
+                )
+            )
+        else:
+            blocks.extend(result_blocks(view))
+    notes = []
+    if not view.candidate_email:
+        notes.append(":warning: The ATS has no email address for this candidate, so the assessment can't be sent. Add one in the ATS.")
+    if view.reused_from:
+        notes.append(f"Result shared with the *{esc(view.reused_from)}* application (one iMocha attempt).")
+    inv = view.invitation
+    if inv is not None and view.status in (AppStatus.SENT, AppStatus.IN_PROGRESS) and inv.valid_until:
+        notes.append(f"Link valid until {_date(inv.valid_until)}")
+    if view.status == AppStatus.LEFT:
+        notes.append("The candidate left the test before finishing.")
+    if notes:
+        blocks.append(context(*notes))
+    actions = card_actions(view, in_channel=in_channel)
+    if actions:
+        blocks.append({"type": "actions", "block_id": f"card_{view.id}", "elements": actions})
+    text = f"{title}: {view.candidate_name} · {view.job_name} · {view.test_name}"
+    return {"text": clip(text, 3000), "blocks": blocks}
+
+
+# -- notices and DMs ----------------------------------------------------------------------------
+
+
+def build_completion_notice(view: ApplicationView, *, in_channel: bool) -> Message:
+    """The one channel message a completion makes (a broadcast thread reply)."""
+    text = f"{esc(view.candidate_name)} completed {esc(view.test_name)}, assessment needs review"
+    blocks: list[Block] = [section(f":tada: {text}")]
+    if not in_channel or view.share_scores_in_channel:
+        blocks.extend(result_blocks(view))
+    else:
+        blocks.append(
+            {"type": "actions", "block_id": f"notice_{view.id}", "elements": [button("Show score", ids.SHOW_SCORE, str(view.id))]}
+        )
+    return {"text": f"{view.candidate_name} completed {view.test_name}, assessment needs review", "blocks": blocks}
+
+
+def build_result_dm(view: ApplicationView) -> Message:
+    blocks = [section(f":clipboard: *{esc(view.candidate_name)}* completed *{esc(view.test_name)}* for {esc(view.job_name)}.")]
+    blocks.extend(result_blocks(view))
+    if view.status == AppStatus.LEFT:
+        blocks.append(context("The candidate left the test before finishing."))
+    return {"text": f"{view.candidate_name} completed {view.test_name}", "blocks": blocks}
+
+
+def build_score_ephemeral(view: ApplicationView) -> Message:
+    blocks = [section(f"*{esc(view.candidate_name)}* · {esc(view.test_name)}")]
+    blocks.extend(result_blocks(view) or [section("No score yet.")])
+    return {"text": f"Score for {view.candidate_name}", "blocks": blocks}
+
+
+def build_link_dm(view: ApplicationView, *, action: str, actor: str | None) -> Message:
+    inv = view.invitation
+    url = inv.test_url if inv else ""
+    verb = {"sent": "Assessment sent", "resent": "Assessment resent", "reattempt": f"Re-attempt allowed (attempt {view.attempt})"}.get(
+        action, "Assessment sent"
+    )
+    who = f" by <@{actor}>" if actor else ""
+    lines = [
+        f":outbox_tray: *{verb}*{who}: *{esc(view.test_name)}* for *{esc(view.candidate_name)}* ({esc(view.candidate_email or '')}), {esc(view.job_name)}.",
+        f"Test link: <{url}|{esc(clip(url, 200))}>",
+        "iMocha emailed it to the candidate. Gem also shows the link so it can be sent another way.",
+    ]
+    if inv and inv.valid_until:
+        lines.append(f"Valid until {_date(inv.valid_until)}.")
+    return {"text": f"{verb}: {view.candidate_name}, test link {url}", "blocks": [section("\n".join(lines))]}
+
+
+def build_reminder_dm(view: ApplicationView, *, kind: str) -> Message:
+    if kind == "expiring":
+        text = (
+            f":alarm_clock: *{esc(view.candidate_name)}*'s {esc(view.test_name)} link expires within 24 hours and the test is not started."
+        )
+    else:
+        text = f":wave: *{esc(view.candidate_name)}* has not started {esc(view.test_name)} ({esc(view.job_name)}) yet."
+    blocks: list[Block] = [
+        section(text),
+        {
+            "type": "actions",
+            "block_id": f"reminder_{view.id}",
+            "elements": [
+                button(
+                    "Resend",
+                    ids.RESEND,
+                    str(view.id),
+                    confirm=confirm("Resend the invitation?", "iMocha emails the candidate again with a fresh access window.", "Resend"),
+                )
+            ],
+        },
+    ]
+    return {"text": text.replace("*", ""), "blocks": blocks}
+
+
+STATUS_NOTES = {
+    "expired": "The invitation expired before the candidate took the test. Use *Resend* for a fresh access window.",
+    "cancelled": "The invitation was cancelled.",
+    "left": "The candidate left the test unfinished. Use *Allow re-attempt* to give them another try.",
+    "in_progress": "The candidate started the test.",
+}
+
+
+class SlackRenderer:
+    """The outbox's renderer: which builder makes which message."""
+
+    def card(self, view: ApplicationView) -> Message:
+        return build_card(view)
+
+    def render(self, template: str, view: ApplicationView | None, payload: dict[str, Any]) -> Message:
+        if view is None or template == "notice":
+            text = str(payload.get("text", ""))
+            return {"text": text, "blocks": [section(text)]}
+        if template == "completion":
+            return build_completion_notice(view, in_channel=not view.card_in_dm)
+        if template == "result":
+            return build_result_dm(view)
+        if template == "link":
+            return build_link_dm(view, action=str(payload.get("action", "sent")), actor=payload.get("actor"))
+        if template == "reminder":
+            return build_reminder_dm(view, kind=str(payload.get("kind", "untouched")))
+        if template == "status":
+            text = STATUS_NOTES.get(str(payload.get("status")), f"Status: {payload.get('status')}")
+            return {"text": text.replace("*", ""), "blocks": [section(text)]}
+        text = str(payload.get("text", ""))
+        return {"text": text, "blocks": [section(text)]}
+
+
+# -- modals -------------------------------------------------------------------------------------
+
+
+def _modal(callback_id: str, title: str, blocks: list[Block], *, submit: str | None = "Save", metadata: str = "") -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title, 24),
+        "close": plain("Cancel" if submit else "Close", 24),
+        "blocks": blocks,
+        "private_metadata": metadata[:3000],
+    }
+    if submit:
+        view["submit"] = plain(submit, 24)
+    return view
+
+
+def text_input(
+    block_id: str,
+    action_id: str,
+    label: str,
+    *,
+    optional: bool = False,
+    initial: str | None = None,
+    placeholder: str | None = None,
+    hint: str | None = None,
+    max_length: int = 200,
+) -> Block:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": action_id, "max_length": max_length}
+    if initial:
+        element["initial_value"] = initial[:max_length]
+    if placeholder:
+        element["placeholder"] = plain(placeholder, 150)
+    block: Block = {"type": "input", "block_id": block_id, "label": plain(label, 2000), "optional": optional, "element": element}
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def test_select(*, initial: tuple[int, str] | None = None, label: str = "iMocha test") -> Block:
+    element: dict[str, Any] = {
+        "type": "external_select",
+        "action_id": ids.TEST_INPUT,
+        "placeholder": plain("Search your iMocha tests", 150),
+        "min_query_length": 0,
+    }
+    if initial:
+        element["initial_option"] = {"text": plain(clip(initial[1], 75), 75), "value": str(initial[0])}
+    return {"type": "input", "block_id": ids.TEST_BLOCK, "label": plain(label), "element": element}
+
+
+def channel_select(block_id: str, action_id: str, label: str, *, initial: str | None) -> Block:
+    element: dict[str, Any] = {
+        "type": "conversations_select",
+        "action_id": action_id,
+        "placeholder": plain("Pick a channel", 150),
+        "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+    }
+    if initial:
+        element["initial_conversation"] = initial
+    return {"type": "input", "block_id": block_id, "label": plain(label), "optional": True, "element": element}
+
+
+def build_setup_modal(
+    *, has_key: bool, default_channel: str | None, validity_days: int, has_gem_key: bool = False, error: str | None = None
+) -> dict[str, Any]:
+    key_hint = (
+        "A key is set and is never shown again. Leave this empty to keep it, or paste a new key to replace it."
+        if has_key
+        else "From iMocha: Settings → Integrations → API key. It is checked live and stored encrypted."
+    )
+    blocks: list[Block] = []
+    if error:
+        blocks.append(section(f":warning: *{esc(error)}*"))
+    blocks += [
+        text_input(ids.KEY_BLOCK, ids.KEY_INPUT, "iMocha API key", optional=has_key, hint=key_hint, max_length=300),
+        channel_select(ids.DEFAULT_CHANNEL_BLOCK, ids.DEFAULT_CHANNEL_INPUT, "Default hiring channel", initial=default_channel),
+        {
+            "type": "input",
+            "block_id": ids.VALIDITY_BLOCK,
+            "label": plain("Invitation valid for (days)"),
+            "optional": True,
+            "element": {
+                "type": "number_input",
+                "action_id": ids.VALIDITY_INPUT,
+                "is_decimal_allowed": False,
+                "min_value": "1",
+                "max_value": "90",
+                "initial_value": str(validity_days),
+            },
+        },
+        text_input(
+            ids.GEM_KEY_BLOCK,
+            ids.GEM_KEY_INPUT,
+            "Gem API key",
+            optional=True,
+            max_length=300,
+            hint=("A Gem key is set; paste a new one to replace it." if has_gem_key else "Optional, for Gem ATS intake."),
+        ),
+    ]
+    return _modal(ids.SETUP_VIEW, "iMocha setup", blocks)
+
+
+def build_message_modal(title: str, text: str) -> dict[str, Any]:
+    return _modal(ids.INFO_VIEW, title, [section(text)], submit=None)
+
+
+def build_plan_modal(*, plan: PlanView | None = None) -> dict[str, Any]:
+    share_option = {"text": plain("Show scores, pass/fail and the report in the channel"), "value": "share"}
+    share: dict[str, Any] = {"type": "checkboxes", "action_id": ids.SHARE_INPUT, "options": [share_option]}
+    if plan and plan.share_scores_in_channel:
+        share["initial_options"] = [share_option]
+    pass_mark: dict[str, Any] = {
+        "type": "number_input",
+        "action_id": ids.PASS_MARK_INPUT,
+        "is_decimal_allowed": False,
+        "min_value": "0",
+        "max_value": "100",
+    }
+    if plan and plan.pass_mark is not None:
+        pass_mark["initial_value"] = str(plan.pass_mark)
+    blocks: list[Block] = [
+        text_input(
+            ids.JOB_BLOCK,
+            ids.JOB_INPUT,
+            "Job",
+            initial=plan.job_label if plan else None,
+            placeholder="Job name or ATS job id",
+            hint="Matched case-insensitively against the ATS job id or name.",
+        ),
+        text_input(ids.STAGE_BLOCK, ids.STAGE_INPUT, "Stage", initial=plan.stage_label if plan else "iMocha assessment"),
+        test_select(initial=(plan.test_id, plan.test_name) if plan else None),
+        channel_select(ids.CHANNEL_BLOCK, ids.CHANNEL_INPUT, "Hiring channel", initial=plan.channel_id if plan else None),
+        {"type": "input", "block_id": ids.PASS_MARK_BLOCK, "label": plain("Pass mark (%)"), "optional": True, "element": pass_mark},
+        {
+            "type": "input",
+            "block_id": ids.SHARE_BLOCK,
+            "label": plain("Share scores in channel"),
+            "optional": True,
+            "element": share,
+            "hint": plain("Off: the channel hears that the test is complete, with a Show score button that answers privately."),
+        },
+    ]
+    return _modal(
+        ids.PLAN_VIEW,
+        "Edit interview plan" if plan else "New interview plan",
+        blocks,
+        metadata=json.dumps({"plan_id": plan.id}) if plan else "",
+    )
+
+
+def build_plans_list(plans: Sequence[PlanView]) -> list[Block]:
+    blocks: list[Block] = [section("*Interview plans*" if plans else "No interview plans yet. Create one with `/imocha plan`.")]
+    for plan in plans[:45]:
+        details = [f"*{esc(plan.job_label)}* · {esc(plan.stage_label)} → {esc(plan.test_name)}"]
+        extras = [
+            f"<#{plan.channel_id}>" if plan.channel_id else "default channel",
+            f"pass mark {plan.pass_mark}%" if plan.pass_mark is not None else "no pass mark",
+            "scores shared" if plan.share_scores_in_channel else "scores private",
+            f"by <@{plan.created_by}>",
+        ]
+        details.append(" · ".join(extras))
+        blocks.append(
+            section(
+                "\n".join(details),
+                accessory={
+                    "type": "overflow",
+                    "action_id": f"{ids.PLAN_EDIT}_menu",
+                    "options": [
+                        {"text": plain("Edit", 75), "value": f"edit:{plan.id}"},
+                        {"text": plain("Remove", 75), "value": f"remove:{plan.id}"},
+                    ],
+                },
+            )
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"plan_{plan.id}",
+                "elements": [
+                    button("Edit", ids.PLAN_EDIT, str(plan.id)),
+                    button(
+                        "Remove",
+                        ids.PLAN_REMOVE,
+                        str(plan.id),
+                        style="danger",
+                        confirm=confirm(
+                            "Remove this plan?",
+                            f"New candidates reaching *{esc(plan.stage_label)}* for *{esc(plan.job_label)}* will no longer get a card.",
+                            "Remove",
+                        ),
+                    ),
+                ],
+            }
+        )
+    if len(plans) > 45:
+        blocks.append(context(f"…and {len(plans) - 45} more."))
+    return blocks
+
+
+def build_send_modal(view: ApplicationView, existing: Sequence[ExistingResult]) -> dict[str, Any]:
+    blocks: list[Block] = [
+        section(
+            f"Send *{esc(view.test_name)}* to *{esc(view.candidate_name)}* ({esc(view.candidate_email or 'no email')}) for *{esc(view.job_name)}*?\n"
+            "iMocha emails the candidate the link, and you get it by DM too."
+        ),
+        test_select(initial=(view.test_id, view.test_name)),
+    ]
+    if existing:
+        first = existing[0]
+        inv = first.invitation
+        status = inv.status.replace("_", " ")
+        score = score_line(inv)
+        blocks.append(
+            section(
+                f":information_source: {esc(view.candidate_name)} already has *{esc(inv.test_name)}* from the *{esc(first.job_name)}* application: "
+                f"{status}" + (f", {score}" if score else "") + "."
+            )
+        )
+        options = [{"text": plain("Reuse this result"), "value": ids.USE_REUSE}]
+        if inv.status in ("complete", "test_left", "terminated"):
+            options.append({"text": plain("Send a re-attempt"), "value": ids.USE_REATTEMPT})
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": ids.USE_BLOCK,
+                "label": plain("Use"),
+                "element": {"type": "radio_buttons", "action_id": ids.USE_INPUT, "options": options, "initial_option": options[0]},
+            }
+        )
+    return _modal(ids.SEND_VIEW, "Send assessment", blocks, submit="Send", metadata=json.dumps({"application_id": view.id}))
+
+
+def build_manual_send_modal() -> dict[str, Any]:
+    blocks: list[Block] = [
+        text_input(ids.NAME_BLOCK, ids.NAME_INPUT, "Candidate name", max_length=200),
+        text_input(ids.EMAIL_BLOCK, ids.EMAIL_INPUT, "Candidate email", max_length=320, placeholder="name@example.com"),
+        text_input(ids.JOB_BLOCK, ids.JOB_INPUT, "Job", max_length=200),
+        test_select(),
+    ]
+    return _modal(ids.MANUAL_SEND_VIEW, "Send an assessment", blocks, submit="Next")
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+HELP = (
+    "*iMocha assessments* — commands:\n"
+    "• `/imocha setup` — connect iMocha (admins)\n"
+    "• `/imocha plan` — bind a job's stage to an iMocha test and a hiring channel\n"
+    "• `/imocha plans` — list, edit or remove plans\n"
+    "• `/imocha send` — send an assessment to a candidate by hand\n"
+    "• `/imocha status <email>` — a candidate's assessments and their history\n"
+    "• `/imocha resync` — replay missed iMocha callbacks and poll now (admins)\n"
+    "• `/imocha help` — this list\n"
+    "Open the app's *Home* tab for the queue."
+)
+
+
+def build_status_report(email: str, rows: Sequence[tuple[ApplicationView, Sequence[AuditLine]]]) -> list[Block]:
+    if not rows:
+        return [section(f"No assessments found for {esc(email)}.")]
+    blocks: list[Block] = [section(f"*Assessments for {esc(email)}*")]
+    for view, history in rows[:15]:
+        lines = [f"*{esc(view.job_name)}* · {esc(view.test_name)} · {esc(headline(view))}"]
+        if view.invitation:
+            score = score_line(view.invitation)
+            if score and view.status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED):
+                lines.append(f"Score: {score}" + (f" · {verdict(view)}" if verdict(view) else ""))
+        for entry in list(history)[-8:]:
+            who = f"<@{entry.actor}>" if entry.actor[:1] in ("U", "W") else entry.actor
+            outcome = "" if entry.outcome == "ok" else f" ({entry.outcome}: {esc(entry.detail or '')})"
+            lines.append(f"• {_date(entry.at)} {who} {entry.action.replace('_', ' ')}{outcome}")
+        blocks.append(section("\n".join(lines)))
+    return blocks[:50]
+
+
+# -- App Home -----------------------------------------------------------------------------------
+
+
+def home_item(view: ApplicationView) -> list[Block]:
+    text = f"*{esc(view.candidate_name)}* · {esc(view.test_name)} · {esc(headline(view))}"
+    if (
+        view.invitation
+        and view.status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
+        and (view.share_scores_in_channel or view.card_in_dm)
+    ):
+        score = score_line(view.invitation)
+        if score:
+            text += f"\n{score}" + (f" · {verdict(view)}" if verdict(view) else "")
+    blocks: list[Block] = [section(text)]
+    actions = card_actions(view, in_channel=True)
+    if actions:
+        blocks.append({"type": "actions", "block_id": f"home_{view.id}", "elements": actions[:5]})
+    return blocks
+
+
+def build_home(
+    *,
+    jobs: Sequence[tuple[str, dict[AppStatus, int], Sequence[ApplicationView]]],
+    total: int,
+    shown: int,
+    page: int,
+    configured: bool,
+    is_admin: bool,
+) -> dict[str, Any]:
+    """App Home: the queue per job, grouped by status with counts; within Slack's 100-block limit."""
+    blocks: list[Block] = [
+        {"type": "header", "text": plain("iMocha assessments", 150)},
+        {
+            "type": "actions",
+            "block_id": "home_top",
+            "elements": [button("Refresh", ids.HOME_REFRESH, "0"), button("New plan", ids.PLAN_NEW, "0")],
+        },
+    ]
+    if not configured:
+        blocks.append(
+            section(
+                ":gear: iMocha is not connected yet."
+                + (" Run `/imocha setup` to paste the API key." if is_admin else " Ask a Slack admin to run `/imocha setup`.")
+            )
+        )
+    if not jobs:
+        blocks.append(section("Nothing in your queue. Cards appear here when candidates reach a planned stage, or after `/imocha send`."))
+    budget = 92
+    for job_name, counts, items in jobs:
+        if len(blocks) >= budget:
+            break
+        summary = " · ".join(
+            f"{label}: {sum(counts.get(s, 0) for s in statuses)}"
+            for label, statuses in HOME_GROUPS
+            if sum(counts.get(s, 0) for s in statuses)
+        )
+        blocks.append({"type": "divider"})
+        blocks.append(section(f"*{esc(job_name)}*\n{summary}"))
+        for label, statuses in HOME_GROUPS:
+            group = [v for v in items if v.status in statuses]
+            if not group or len(blocks) >= budget:
+                continue
+            blocks.append(context(f"*{label}*"))
+            for view in group:
+                if len(blocks) + 2 > budget:
+                    break
+                blocks.extend(home_item(view))
+    if shown < total:
+        blocks.append({"type": "divider"})
+        blocks.append(context(f"Showing the newest {shown} of {total} applications."))
+        blocks.append({"type": "actions", "block_id": "home_more", "elements": [button("Show more", ids.HOME_MORE, str(page + 1))]})
+    return {"type": "home", "blocks": blocks[:100]}

@@ -1,0 +1,140 @@
+"""Card buttons: Send (and its confirm modal), Retry, Cancel, Resend, Allow re-attempt, Mark reviewed, Show score."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
+from bot.assessments import ActionResult
+from bot.domain import AppStatus, Conflict, DomainError
+from bot.services import Services
+from handlers import blocks, ids, parse
+from handlers.notify import tell
+
+log = logging.getLogger("handlers.cards")
+
+
+def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    container = body.get("container") or {}
+    return container.get("channel_id") or (body.get("channel") or {}).get("id"), container.get("message_ts")
+
+
+def register(app: App, services: Services) -> None:
+    def open_send_modal(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond
+    ) -> None:
+        ack()
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        app_id = parse.int_or_none(action.get("value")) or 0
+        channel, ts = _where(body)
+        try:
+            view = services.assessments.view(team, app_id)
+            services.access.require_card_access(team, user, view, channel_id=channel, message_ts=ts)
+            if view.status not in (AppStatus.NEEDS_SENDING, AppStatus.SEND_FAILED):
+                raise Conflict(f"Nothing to send: {blocks.headline(view)}.")
+            if not view.candidate_email:
+                raise DomainError("This candidate has no email address in the ATS, so the assessment can't be sent.")
+            existing = services.assessments.existing_results(team, app_id)
+        except DomainError as exc:
+            tell(services, team, user, f":no_entry: {exc}", respond=respond)
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.build_send_modal(view, existing))
+
+    app.action(ids.SEND)(open_send_modal)
+
+    @app.action(ids.RETRY)
+    def retry(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        ack()
+        _act(services, body, action, context, respond, lambda team, app_id, user: services.assessments.send(team, app_id, user))
+
+    @app.view(ids.SEND_VIEW)
+    def send_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        app_id = parse.int_or_none(parse.metadata(view).get("application_id"))
+        test = parse.option(view, ids.TEST_BLOCK, ids.TEST_INPUT)
+        if app_id is None:
+            ack(response_action="errors", errors={ids.TEST_BLOCK: "This form is out of date; open it again from the card."})
+            return
+        if test is None or parse.int_or_none(test[0]) is None:
+            ack(response_action="errors", errors={ids.TEST_BLOCK: "Pick an iMocha test."})
+            return
+        use = parse.option(view, ids.USE_BLOCK, ids.USE_INPUT)
+        mode = {ids.USE_REUSE: "reuse", ids.USE_REATTEMPT: "reattempt"}.get(use[0] if use else "", "new")
+        ack()
+        try:
+            app_view = services.assessments.view(team, app_id)
+            services.access.require_card_access(
+                team, user, app_view, channel_id=app_view.card_channel_id if app_view.owner_user_id == user else None
+            )
+            result = services.assessments.send(team, app_id, user, test_id=int(test[0]), test_name=test[1], mode=mode)
+        except Conflict as exc:
+            log.info("send for application %s by %s ignored: %s", app_id, user, exc)
+            return
+        except DomainError as exc:
+            tell(services, team, user, f":no_entry: {exc}")
+            return
+        if not result.ok and result.view is not None and result.view.status != AppStatus.SEND_FAILED:
+            log.info("send for application %s by %s: %s", app_id, user, result.message)  # a concurrent duplicate
+
+    for action_id, fn in (
+        (ids.CANCEL, lambda s: s.assessments.cancel),
+        (ids.RESEND, lambda s: s.assessments.resend),
+        (ids.REATTEMPT, lambda s: s.assessments.reattempt),
+        (ids.REVIEWED, lambda s: s.assessments.mark_reviewed),
+    ):
+        app.action(action_id)(_button(services, fn(services)))
+
+    @app.action(ids.SHOW_SCORE)
+    def show_score(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        ack()
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        channel, ts = _where(body)
+        try:
+            view = services.assessments.view(team, parse.int_or_none(action.get("value")) or 0)
+            services.access.require_card_access(team, user, view, channel_id=channel, message_ts=ts)
+        except DomainError as exc:
+            tell(services, team, user, f":no_entry: {exc}", respond=respond)
+            return
+        message = blocks.build_score_ephemeral(view)
+        respond(text=message["text"], blocks=message["blocks"], response_type="ephemeral", replace_original=False)
+
+    @app.action(ids.REPORT_LINK)
+    def report_link(ack: Ack) -> None:
+        ack()  # a link button: Slack opens the URL; the click only needs an ack
+
+
+def _button(services: Services, fn: Callable[[str, int, str], ActionResult]) -> Callable[..., None]:
+    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        ack()
+        _act(services, body, action, context, respond, fn)
+
+    return listener
+
+
+def _act(
+    services: Services,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    context: BoltContext,
+    respond: Respond,
+    fn: Callable[[str, int, str], ActionResult],
+) -> None:
+    team, user = parse.team_id(body, context), parse.user_id(body)
+    app_id = parse.int_or_none(action.get("value")) or 0
+    channel, ts = _where(body)
+    try:
+        view = services.assessments.view(team, app_id)
+        services.access.require_card_access(team, user, view, channel_id=channel, message_ts=ts)
+        result = fn(team, app_id, user)
+    except Conflict as exc:
+        tell(services, team, user, f":information_source: {exc}", respond=respond)
+        return
+    except DomainError as exc:
+        tell(services, team, user, f":no_entry: {exc}", respond=respond)
+        return
+    if not result.ok:
+        tell(services, team, user, f":warning: {result.message}", respond=respond)

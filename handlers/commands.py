@@ -1,0 +1,312 @@
+"""`/imocha` and its modals: setup, plans, manual send, status and resync."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
+from bot import imocha
+from bot.domain import DomainError
+from bot.intake import valid_email
+from bot.plans import PlanInput
+from bot.services import Services
+from bot.workspaces import SetupInput
+from handlers import blocks, ids, parse
+from handlers.notify import tell
+
+log = logging.getLogger("handlers.commands")
+
+
+def register(app: App, services: Services) -> None:
+    @app.command(ids.COMMAND)
+    def imocha_command(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        words = (command.get("text") or "").strip().split()
+        sub = words[0].lower() if words else "help"
+        team, user = parse.team_id(command, context), str(command.get("user_id", ""))
+        if sub in ("help", "?"):
+            ack(text=blocks.HELP)
+            return
+        if sub == "status":
+            if len(words) < 2 or not valid_email(words[1].strip("<>").split("|")[-1].removeprefix("mailto:")):
+                ack(text="Usage: `/imocha status name@example.com`")
+                return
+            ack()
+            email = words[1].strip("<>").split("|")[-1].removeprefix("mailto:")
+            _guarded(services, team, user, respond, lambda: _status(services, team, user, email, respond))
+            return
+        handlers = {
+            "setup": lambda: _open_setup(services, team, user, command["trigger_id"], client),
+            "plan": lambda: _open_plan(services, team, user, command["trigger_id"], client),
+            "plans": lambda: _plans(services, team, user, respond),
+            "send": lambda: _open_manual_send(services, team, user, command["trigger_id"], client),
+            "resync": lambda: _resync(services, team, user, respond),
+        }
+        handler = handlers.get(sub)
+        if handler is None:
+            ack(text=f"I don't know `{blocks.esc(sub)[:40]}`.\n{blocks.HELP}")
+            return
+        ack()
+        _guarded(services, team, user, respond, handler)
+
+    @app.view(ids.SETUP_VIEW)
+    def setup_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        key = parse.text(view, ids.KEY_BLOCK, ids.KEY_INPUT)
+        gem_key = parse.text(view, ids.GEM_KEY_BLOCK, ids.GEM_KEY_INPUT)
+        raw_days = parse.value(view, ids.VALIDITY_BLOCK, ids.VALIDITY_INPUT)
+        days = parse.int_or_none(raw_days) if raw_days not in (None, "") else 7
+        current = services.workspaces.settings(team)
+        errors = {}
+        if not key and not current.has_imocha_key:
+            errors[ids.KEY_BLOCK] = "Paste the iMocha API key."
+        elif key and (len(key) < 8 or len(key) > 300 or any(c.isspace() for c in key)):
+            errors[ids.KEY_BLOCK] = "That doesn't look like an iMocha API key (no spaces, 8–300 characters)."
+        if days is None or not 1 <= days <= 90:
+            errors[ids.VALIDITY_BLOCK] = "Enter a whole number of days from 1 to 90."
+        if gem_key and (len(gem_key) < 8 or any(c.isspace() for c in gem_key)):
+            errors[ids.GEM_KEY_BLOCK] = "That doesn't look like a Gem API key."
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        if not services.access.is_admin(team, user):
+            ack(response_action="errors", errors={ids.KEY_BLOCK: "Only Slack workspace admins and owners can change the iMocha setup."})
+            return
+        ack(response_action="update", view=blocks.build_message_modal("iMocha setup", ":hourglass_flowing_sand: Checking the key…"))
+        channel = parse.value(view, ids.DEFAULT_CHANNEL_BLOCK, ids.DEFAULT_CHANNEL_INPUT)
+        form = {
+            "has_key": current.has_imocha_key,
+            "default_channel": channel,
+            "validity_days": days or 7,
+            "has_gem_key": current.has_gem_key,
+        }
+        tests: int | None = None
+        if key:
+            try:
+                tests = services.workspaces.check_key(key)
+            except imocha.AuthError:
+                client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error="iMocha rejected this API key"))
+                log.info("workspace %s: setup by %s refused: iMocha rejected the key", team, user)
+                return
+            except imocha.ImochaError as exc:
+                client.views_update(
+                    view_id=view["id"],
+                    view=blocks.build_setup_modal(
+                        **form, error=f"iMocha could not be reached ({exc.__class__.__name__}); nothing was saved. Try again."
+                    ),
+                )
+                return
+        services.workspaces.save(
+            team, user, SetupInput(api_key=key or None, default_channel_id=channel, validity_days=days or 7, gem_api_key=gem_key or None)
+        )
+        done = ":white_check_mark: *iMocha is connected.*" + (
+            f" {tests} tests are available." if tests is not None else " Settings saved; the key is unchanged."
+        )
+        done += "\nNext: `/imocha plan` binds a job's stage to a test."
+        client.views_update(view_id=view["id"], view=blocks.build_message_modal("iMocha setup", done))
+
+    @app.view(ids.PLAN_VIEW)
+    def plan_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        job = parse.text(view, ids.JOB_BLOCK, ids.JOB_INPUT)
+        stage = parse.text(view, ids.STAGE_BLOCK, ids.STAGE_INPUT)
+        test = parse.option(view, ids.TEST_BLOCK, ids.TEST_INPUT)
+        raw_mark = parse.value(view, ids.PASS_MARK_BLOCK, ids.PASS_MARK_INPUT)
+        mark = parse.int_or_none(raw_mark) if raw_mark not in (None, "") else None
+        errors = {}
+        if not job or len(job) > 200:
+            errors[ids.JOB_BLOCK] = "Enter the job's name or ATS id (up to 200 characters)."
+        if not stage or len(stage) > 200:
+            errors[ids.STAGE_BLOCK] = "Enter the stage name, e.g. iMocha assessment."
+        if test is None or parse.int_or_none(test[0]) is None:
+            errors[ids.TEST_BLOCK] = "Pick an iMocha test."
+        if raw_mark not in (None, "") and (mark is None or not 0 <= mark <= 100):
+            errors[ids.PASS_MARK_BLOCK] = "Enter a whole percentage from 0 to 100."
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        assert test is not None
+        share = bool(parse.value(view, ids.SHARE_BLOCK, ids.SHARE_INPUT))
+        channel = parse.value(view, ids.CHANNEL_BLOCK, ids.CHANNEL_INPUT)
+        plan_id = parse.metadata(view).get("plan_id")
+        data = PlanInput(
+            job=job, stage=stage, test_id=int(test[0]), test_name=test[1], channel_id=channel, pass_mark=mark, share_scores_in_channel=share
+        )
+        try:
+            services.access.require_member(team, user)
+            plan = services.plans.save(team, user, data, plan_id=plan_id, is_admin=bool(plan_id) and services.access.is_admin(team, user))
+        except DomainError as exc:
+            ack(response_action="errors", errors={ids.JOB_BLOCK: str(exc)[:1900]})
+            return
+        where = f"<#{plan.channel_id}>" if plan.channel_id else "the default channel (or the owner's DM)"
+        ack(
+            response_action="update",
+            view=blocks.build_message_modal(
+                "Plan saved",
+                (
+                    f":white_check_mark: Candidates reaching *{blocks.esc(plan.stage_label)}* for *{blocks.esc(plan.job_label)}* "
+                    f"get *{blocks.esc(plan.test_name)}*; cards go to {where}."
+                ),
+            ),
+        )
+
+    @app.view(ids.MANUAL_SEND_VIEW)
+    def manual_send_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        name = parse.text(view, ids.NAME_BLOCK, ids.NAME_INPUT)
+        email = parse.text(view, ids.EMAIL_BLOCK, ids.EMAIL_INPUT)
+        job = parse.text(view, ids.JOB_BLOCK, ids.JOB_INPUT)
+        test = parse.option(view, ids.TEST_BLOCK, ids.TEST_INPUT)
+        errors = {}
+        if not name or len(name) > 200:
+            errors[ids.NAME_BLOCK] = "Enter the candidate's name."
+        if not valid_email(email):
+            errors[ids.EMAIL_BLOCK] = "Enter a valid email address, like name@example.com."
+        if not job or len(job) > 200:
+            errors[ids.JOB_BLOCK] = "Enter the job."
+        if test is None or parse.int_or_none(test[0]) is None:
+            errors[ids.TEST_BLOCK] = "Pick an iMocha test."
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        assert test is not None
+        try:
+            services.access.require_member(team, user)
+            result = services.intake.receive_manual(team, user, name=name, email=email, job=job, test_id=int(test[0]), test_name=test[1])
+            assert result.application_id is not None
+            app_view = services.assessments.view(team, result.application_id)
+            existing = services.assessments.existing_results(team, result.application_id)
+        except DomainError as exc:
+            ack(response_action="errors", errors={ids.EMAIL_BLOCK: str(exc)[:1900]})
+            return
+        ack(response_action="update", view=blocks.build_send_modal(app_view, existing))
+        services.outbox.deliver(application_id=result.application_id)
+
+    @app.action(ids.PLAN_EDIT)
+    def plan_edit(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond
+    ) -> None:
+        ack()
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        plan_id = parse.int_or_none(action.get("value"))
+
+        def run() -> None:
+            plan = services.plans.get(team, plan_id or 0)
+            client.views_open(trigger_id=body["trigger_id"], view=blocks.build_plan_modal(plan=plan))
+
+        _guarded(services, team, user, respond, run)
+
+    @app.action(f"{ids.PLAN_EDIT}_menu")
+    def plan_menu(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond
+    ) -> None:
+        ack()
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        verb, _, raw = str((action.get("selected_option") or {}).get("value", "")).partition(":")
+        plan_id = parse.int_or_none(raw) or 0
+        if verb == "edit":
+            _guarded(
+                services,
+                team,
+                user,
+                respond,
+                lambda: client.views_open(
+                    trigger_id=body["trigger_id"], view=blocks.build_plan_modal(plan=services.plans.get(team, plan_id))
+                ),
+            )
+        elif verb == "remove":
+            _guarded(services, team, user, respond, lambda: _remove_plan(services, team, user, plan_id, respond))
+
+    @app.action(ids.PLAN_REMOVE)
+    def plan_remove(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        ack()
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        plan_id = parse.int_or_none(action.get("value")) or 0
+        _guarded(services, team, user, respond, lambda: _remove_plan(services, team, user, plan_id, respond))
+
+    @app.action(ids.PLAN_NEW)
+    def plan_new(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond) -> None:
+        ack()
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        _guarded(services, team, user, respond, lambda: _open_plan(services, team, user, body["trigger_id"], client))
+
+
+def _guarded(services: Services, team: str, user: str, respond: Respond | None, fn: Any) -> None:
+    """Run work after the ack; a DomainError becomes a private answer to the user."""
+    try:
+        fn()
+    except DomainError as exc:
+        tell(services, team, user, f":no_entry: {exc}", respond=respond)
+
+
+def _open_setup(services: Services, team: str, user: str, trigger_id: str, client: WebClient) -> None:
+    services.access.require_admin(team, user, "set up iMocha")
+    current = services.workspaces.settings(team)
+    client.views_open(
+        trigger_id=trigger_id,
+        view=blocks.build_setup_modal(
+            has_key=current.has_imocha_key,
+            default_channel=current.default_channel_id,
+            validity_days=current.validity_days,
+            has_gem_key=current.has_gem_key,
+        ),
+    )
+
+
+def _open_plan(services: Services, team: str, user: str, trigger_id: str, client: WebClient) -> None:
+    services.access.require_member(team, user)
+    if not services.workspaces.settings(team).has_imocha_key:
+        raise DomainError("iMocha is not set up yet: an admin can run `/imocha setup` first.")
+    client.views_open(trigger_id=trigger_id, view=blocks.build_plan_modal())
+
+
+def _open_manual_send(services: Services, team: str, user: str, trigger_id: str, client: WebClient) -> None:
+    services.access.require_member(team, user)
+    if not services.workspaces.settings(team).has_imocha_key:
+        raise DomainError("iMocha is not set up yet: an admin can run `/imocha setup` first.")
+    client.views_open(trigger_id=trigger_id, view=blocks.build_manual_send_modal())
+
+
+def _plans(services: Services, team: str, user: str, respond: Respond) -> None:
+    services.access.require_member(team, user)
+    plans = services.plans.list(team)
+    respond(blocks=blocks.build_plans_list(plans), text="Interview plans", response_type="ephemeral")
+
+
+def _remove_plan(services: Services, team: str, user: str, plan_id: int, respond: Respond) -> None:
+    services.access.require_member(team, user)
+    plan = services.plans.remove(team, user, plan_id, is_admin=services.access.is_admin(team, user))
+    tell(
+        services,
+        team,
+        user,
+        f":wastebasket: Removed the plan for *{blocks.esc(plan.job_label)}* / *{blocks.esc(plan.stage_label)}*. Existing cards stay.",
+        respond=respond,
+    )
+
+
+def _status(services: Services, team: str, user: str, email: str, respond: Respond) -> None:
+    services.access.require_member(team, user)
+    rows = services.assessments.status_for_email(team, email)
+    respond(blocks=blocks.build_status_report(email, rows), text=f"Assessments for {email}", response_type="ephemeral")
+
+
+def _resync(services: Services, team: str, user: str, respond: Respond) -> None:
+    services.access.require_admin(team, user, "resync")
+    poller: Any = services.poller
+    if poller is None:
+        raise DomainError("The status poller is not running in this process.")
+    tell(services, team, user, ":arrows_counterclockwise: Asking iMocha to replay callbacks and polling now…", respond=respond)
+    try:
+        asked = poller.replay(team)
+    except imocha.ImochaError as exc:
+        raise DomainError(f"Resync failed: iMocha error ({exc.__class__.__name__}).") from None
+    tell(
+        services,
+        team,
+        user,
+        f":white_check_mark: Resync done: asked iMocha to replay {asked} open invitations and polled for changes.",
+        respond=respond,
+    )

@@ -1,0 +1,71 @@
+"""App Home (the queue), the iMocha test picker's options, and uninstall events."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+
+from bot import imocha
+from bot.domain import DomainError
+from bot.services import Services
+from handlers import blocks, ids, parse
+
+log = logging.getLogger("handlers.home")
+
+
+def publish_home(services: Services, client: WebClient, team: str, user: str, page: int = 0) -> None:
+    data = services.home.for_user(team, user, page=page)
+    settings = services.workspaces.settings(team)
+    view = blocks.build_home(
+        jobs=data.jobs,
+        total=data.total,
+        shown=data.shown,
+        page=data.page,
+        configured=settings.has_imocha_key,
+        is_admin=settings.has_imocha_key or services.access.is_admin(team, user),
+    )
+    client.views_publish(user_id=user, view=view)
+
+
+def register(app: App, services: Services) -> None:
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        publish_home(services, client, str(context.team_id), str(event.get("user")))
+
+    @app.action(ids.HOME_REFRESH)
+    def refresh(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        ack()
+        publish_home(services, client, parse.team_id(body, context), parse.user_id(body))
+
+    @app.action(ids.HOME_MORE)
+    def more(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        ack()
+        page = min(parse.int_or_none(action.get("value")) or 0, 80)
+        publish_home(services, client, parse.team_id(body, context), parse.user_id(body), page=page)
+
+    @app.options(ids.TEST_INPUT)
+    def test_options(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        team = parse.team_id(body, context)
+        query = str(body.get("value") or "").strip().casefold()
+        try:
+            tests = services.workspaces.tests(team)
+        except (imocha.ImochaError, DomainError) as exc:
+            log.warning("test list for %s failed: %s", team, exc.__class__.__name__)
+            ack(options=[{"text": blocks.plain("Couldn't load tests from iMocha; try again", 75), "value": "unavailable"}])
+            return
+        matches = [t for t in tests if query in t.name.casefold() or query == str(t.test_id)][:100]
+        ack(options=[{"text": blocks.plain(blocks.clip(t.name, 75), 75), "value": str(t.test_id)} for t in matches])
+
+    @app.event("app_uninstalled")
+    def uninstalled(context: BoltContext) -> None:
+        services.workspaces.deactivate(str(context.team_id))
+
+    @app.event("tokens_revoked")
+    def revoked(event: dict[str, Any], context: BoltContext) -> None:
+        if (event.get("tokens") or {}).get("bot"):
+            services.workspaces.deactivate(str(context.team_id))

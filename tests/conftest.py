@@ -1,0 +1,94 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL when reachable; required in CI)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.db import make_engine, make_session_factory
+from store.models import Base
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_pg_engine: Engine | None = None
+_pg_error: str | None = None
+
+
+def _postgres() -> Engine:
+    """One engine for the session; fail in CI, skip on a developer machine, when PostgreSQL is down."""
+    global _pg_engine, _pg_error
+    if _pg_engine is None and _pg_error is None:
+        engine = make_engine(PG_URL, pool_size=25)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SELECT 1"))
+            Base.metadata.drop_all(engine)
+            with engine.begin() as conn:
+                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            Base.metadata.create_all(engine)
+            _pg_engine = engine
+        except Exception as exc:
+            _pg_error = f"PostgreSQL at {PG_URL} is unreachable: {exc.__class__.__name__}"
+    if _pg_engine is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(_pg_error or "PostgreSQL unavailable", pytrace=False)
+        pytest.skip(_pg_error or "PostgreSQL unavailable")
+    return _pg_engine
+
+
+def _truncate(engine: Engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    """A fresh, empty database per test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+        Base.metadata.create_all(eng)
+        yield eng
+        eng.dispose()
+    else:
+        eng = _postgres()
+        _truncate(eng)
+        yield eng
+        _truncate(eng)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path) -> Iterator[Engine]:
+    eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    Base.metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+class Clock:
+    """A settable UTC clock for services and fakes."""
+
+    def __init__(self, now: datetime | None = None):
+        self.now = now or datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now = self.now + timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
