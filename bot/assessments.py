@@ -102,7 +102,7 @@ class Assessments:
                     ApplicationInvitation.reused.is_(False),
                 )
                 .order_by(Invitation.id.desc())
-            ).tuples()
+            )
             seen: set[int] = set()
             results = []
             for inv, job_name, other_id in rows:
@@ -448,7 +448,7 @@ class Assessments:
                     .where(Application.status == AppStatus.SENDING.value, Application.sending_since < cutoff)
                     .limit(50)
                 )
-                .tuples()
+                
                 .all()
             )
         for app_id, team_id, actor in rows:

@@ -59,7 +59,7 @@ class HomeQueue:
                 .outerjoin(SlackCard, SlackCard.application_id == Application.id)
                 .where(*where, cond)
             )
-            rows = session.execute(base.order_by(desc(Application.updated_at), desc(Application.id))).tuples().all()
+            rows = session.execute(base.order_by(desc(Application.updated_at), desc(Application.id))).all()
             total = len(rows)
             counts: dict[str, Counter[AppStatus]] = {}
             for _id, status, job in rows:

@@ -140,7 +140,7 @@ class SlackOutbox:
             except SlackUnavailable as exc:
                 self._give_up(row_id, str(exc))
             except Exception as exc:  # network errors and the like: retry with backoff
-                log.warning("outbox %s #%s failed: %s", kind, row_id, exc.__class__.__name__)
+                log.warning("outbox %s #%s failed: %s: %s", kind, row_id, exc.__class__.__name__, exc, exc_info=log.isEnabledFor(10))
                 self._on_error(kind)
                 self._retry(row_id, f"{exc.__class__.__name__}: {exc}")
             else:
@@ -192,7 +192,7 @@ class SlackOutbox:
                 .join(Workspace, Workspace.id == OutboxMessage.workspace_id)
                 .where(OutboxMessage.id.in_(claimed))
                 .order_by(OutboxMessage.id)
-            ).tuples()
+            )
             return [(r[0], r[1], r[2], r[3], dict(r[4] or {})) for r in rows]
 
     def _finish(self, row_id: int) -> None:

@@ -47,7 +47,7 @@ def application_views(session: Session, applications: Sequence[Application]) -> 
     teams = dict(
         session.execute(
             select(Workspace.id, Workspace.team_id).where(Workspace.id.in_({app.workspace_id for app in applications}))
-        ).tuples()
+        ).all()
     )
     # Which other application's job a shared (reused) invitation came from.
     reused = {
@@ -70,7 +70,7 @@ def application_views(session: Session, applications: Sequence[Application]) -> 
                 ApplicationInvitation.invitation_id.in_(set(reused.values())),
                 ApplicationInvitation.reused.is_(False),
             )
-        ).tuples()
+        )
         origin = {inv_id: job_name for inv_id, job_name, _app_id in rows}
         reused_from = {app_id: origin[inv_id] for app_id, inv_id in reused.items() if inv_id in origin}
     views = []

@@ -28,9 +28,15 @@ def insert_ignore(session: Session, model: type[Base], values: dict[str, Any], c
     """INSERT ... ON CONFLICT DO NOTHING; True when a row was inserted."""
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
-    result: Any = session.execute(stmt)
-    return bool(result.rowcount)
+    table: Any = model.__table__
+    stmt = (
+        module.insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(*table.primary_key.columns)
+    )
+    # RETURNING, not rowcount: psycopg reports a rowcount for DO NOTHING inserts that inserted nothing.
+    return session.execute(stmt).first() is not None
 
 
 def workspace_by_team(session: Session, team_id: str) -> Workspace | None:
