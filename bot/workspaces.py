@@ -158,5 +158,5 @@ class Workspaces:
         with self._sf() as session:
             rows = session.execute(
                 select(Workspace.id, Workspace.team_id).where(Workspace.active.is_(True), Workspace.imocha_key_enc.is_not(None))
-            ).tuples()
+            )
             return list(rows)
