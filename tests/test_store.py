@@ -55,7 +55,7 @@ def test_migrations_build_the_schema_from_nothing(tmp_path) -> None:
 def test_a_round_trip_keeps_timezone_aware_utc_datetimes(session_factory: sessionmaker[Session]) -> None:
     moment = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
     with session_factory.begin() as session:
-        ws, app = _world(session)
+        ws, _app = _world(session)
         session.add(
             Invitation(
                 workspace_id=ws.id,
