@@ -23,7 +23,7 @@ class ServerThread:
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None, **uvicorn_options: Any):
         self.host = host
         self.port = port or free_port(host)
-        options = {"log_level": "warning", "lifespan": "off", "access_log": False}
+        options: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "access_log": False}
         options.update(uvicorn_options)
         self._server = uvicorn.Server(uvicorn.Config(app, host=self.host, port=self.port, **options))
         self._thread = threading.Thread(target=self._server.run, name=f"server-{self.port}", daemon=True)
