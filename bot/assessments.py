@@ -448,7 +448,7 @@ class Assessments:
                     .where(Application.status == AppStatus.SENDING.value, Application.sending_since < cutoff)
                     .limit(50)
                 )
-                
+
                 .all()
             )
         for app_id, team_id, actor in rows:
