@@ -191,6 +191,7 @@ def build_bolt(settings: Settings, services: Services, *, installation_store: An
         from bot.oauth import BOT_SCOPES
 
         state_store = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+        state_store.create_tables()  # slack_sdk's own table, outside our migrations (like the installation store's)
         app = App(
             oauth_settings=OAuthSettings(
                 client_id=str(settings.slack_client_id),
