@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from slack_sdk.oauth.installation_store import Bot, Installation
@@ -22,6 +23,7 @@ class EncryptedInstallationStore(SQLAlchemyInstallationStore):
     def __init__(self, *, client_id: str, engine: Engine, box: SecretBox, **kwargs: Any):
         super().__init__(client_id=client_id, engine=engine, **kwargs)
         self._box = box
+        self._saving = threading.local()
         self.create_tables()
 
     def _encrypt(self, obj: Any) -> Any:
@@ -41,10 +43,15 @@ class EncryptedInstallationStore(SQLAlchemyInstallationStore):
         return obj
 
     def save(self, installation: Installation) -> None:
-        super().save(self._encrypt(installation))
+        # The parent's save() ends with self.save_bot(installation.to_bot()): that bot is already encrypted.
+        self._saving.installation = True
+        try:
+            super().save(self._encrypt(installation))
+        finally:
+            self._saving.installation = False
 
     def save_bot(self, bot: Bot) -> None:
-        super().save_bot(self._encrypt(bot))
+        super().save_bot(bot if getattr(self._saving, "installation", False) else self._encrypt(bot))
 
     def find_bot(self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False) -> Bot | None:
         return self._decrypt(super().find_bot(enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install))
