@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
+from slack_bolt.listener.builtins import TokenRevocationListeners
 from slack_sdk import WebClient
 
 from bot import imocha
@@ -61,11 +62,18 @@ def register(app: App, services: Services) -> None:
         matches = [t for t in tests if query in t.name.casefold() or query == str(t.test_id)][:100]
         ack(options=[{"text": blocks.plain(blocks.clip(t.name, 75), 75), "value": str(t.test_id)} for t in matches])
 
+    # Our listeners replace Bolt's built-in ones, so they also drop the stored tokens (OAuth mode).
+    revocation = TokenRevocationListeners(app.installation_store) if app.installation_store is not None else None
+
     @app.event("app_uninstalled")
     def uninstalled(context: BoltContext) -> None:
         services.workspaces.deactivate(str(context.team_id))
+        if revocation is not None:
+            revocation.handle_app_uninstalled_events(context)
 
     @app.event("tokens_revoked")
     def revoked(event: dict[str, Any], context: BoltContext) -> None:
         if (event.get("tokens") or {}).get("bot"):
             services.workspaces.deactivate(str(context.team_id))
+        if revocation is not None:
+            revocation.handle_tokens_revoked_events(event, context)
