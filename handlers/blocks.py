@@ -95,10 +95,11 @@ def confirm(title: str, text: str, yes: str) -> dict[str, Any]:
 
 
 def headline(view: ApplicationView) -> str:
+    """The status headline as mrkdwn: the reviewer stays a mention, the failure reason is escaped."""
     if view.status == AppStatus.SEND_FAILED:
-        return f"Assessment could not be sent: {view.status_reason or 'unknown error'}"
+        return f"Assessment could not be sent: {esc(view.status_reason or 'unknown error')}"
     if view.status == AppStatus.REVIEWED:
-        return f"Assessment reviewed by <@{view.reviewed_by}>" if view.reviewed_by else "Assessment reviewed"
+        return f"Assessment reviewed by <@{esc(view.reviewed_by)}>" if view.reviewed_by else "Assessment reviewed"
     return HEADLINES[view.status]
 
 
@@ -246,7 +247,7 @@ def build_card(view: ApplicationView) -> Message:
     if view.owner_user_id:
         facts.append(f"*Owner:* <@{view.owner_user_id}>")
     blocks: list[Block] = [
-        section(f"{EMOJI[view.status]} *{esc(title)}*"),
+        section(f"{EMOJI[view.status]} *{title}*"),
         section("\n".join(facts)),
     ]
     finished = view.status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
@@ -648,7 +649,7 @@ def build_status_report(email: str, rows: Sequence[tuple[ApplicationView, Sequen
         return [section(f"No assessments found for {esc(email)}.")]
     blocks: list[Block] = [section(f"*Assessments for {esc(email)}*")]
     for view, history in rows[:15]:
-        lines = [f"*{esc(view.job_name)}* · {esc(view.test_name)} · {esc(headline(view))}"]
+        lines = [f"*{esc(view.job_name)}* · {esc(view.test_name)} · {headline(view)}"]
         if view.invitation:
             score = score_line(view.invitation)
             if score and view.status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED):
@@ -665,7 +666,7 @@ def build_status_report(email: str, rows: Sequence[tuple[ApplicationView, Sequen
 
 
 def home_item(view: ApplicationView) -> list[Block]:
-    text = f"*{esc(view.candidate_name)}* · {esc(view.test_name)} · {esc(headline(view))}"
+    text = f"*{esc(view.candidate_name)}* · {esc(view.test_name)} · {headline(view)}"
     if (
         view.invitation
         and view.status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
