@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
+from bot import metrics
 from bot.access import Access
 from bot.assessments import Assessments
 from bot.callbacks import CallbackHandler
@@ -108,7 +109,13 @@ def build_runtime(
     gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for)
     from handlers.blocks import SlackRenderer
 
-    outbox = SlackOutbox(session_factory=session_factory, gateway=gateway, renderer=SlackRenderer(), clock=clock)
+    outbox = SlackOutbox(
+        session_factory=session_factory,
+        gateway=gateway,
+        renderer=SlackRenderer(),
+        clock=clock,
+        on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
+    )
     workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory)
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
     services = Services(
