@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from bot import metrics
 from bot.imocha import Report, Status
 from bot.outbox import CARD, DM, THREAD, SlackOutbox
 from bot.views import load_applications
@@ -124,14 +125,15 @@ def queue_status_effects(session: Session, app: Application, inv: Invitation, *,
     key = f"{app.id}:{inv.id}:{status.value}:{window}"
     SlackOutbox.add(session, workspace_id=ws, kind=CARD, key=f"card:{key}", application_id=app.id)
     if status == AppStatus.NEEDS_REVIEW:
-        SlackOutbox.add(
+        if SlackOutbox.add(
             session,
             workspace_id=ws,
             kind=THREAD,
             key=f"completion:{key}",
             application_id=app.id,
             payload={"template": "completion", "broadcast": True},
-        )
+        ):
+            metrics.COMPLETIONS.inc()  # once per completion, like its notice
         if app.owner_user_id:
             SlackOutbox.add(
                 session,
