@@ -33,6 +33,7 @@ log = logging.getLogger("bot.assessments")
 
 SENDABLE = (AppStatus.NEEDS_SENDING.value, AppStatus.SEND_FAILED.value)
 LOCK_SECONDS = 120
+RESEND_GRACE_SECONDS = 60  # a Resend this soon after the last (re)send is a duplicate click
 
 
 @dataclass(frozen=True)
@@ -374,6 +375,11 @@ class Assessments:
     def resend(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
         allowed = [AppStatus.EXPIRED.value, AppStatus.CANCELLED.value, AppStatus.SENT.value]
         inv = self._lock_for(team_id, application_id, user_id, allowed, "resend")
+        recent = self._clock() - timedelta(seconds=RESEND_GRACE_SECONDS)
+        if inv.status == Status.PENDING.value and inv.valid_from is not None and inv.valid_from > recent:
+            # A double click, or a second tab: the click before this one has just opened a fresh window.
+            self._unlock(team_id, application_id)
+            raise Conflict("Nothing to resend: the invitation was sent with a fresh access window moments ago.")
         with self._sf() as session:
             app = self._app(session, team_id, application_id)
             ws = session.get(Workspace, app.workspace_id)
@@ -487,6 +493,11 @@ class Assessments:
                 raise NotFound("This application has no iMocha invitation yet.")
             session.expunge(inv)
             return inv
+
+    def _unlock(self, team_id: str, application_id: int) -> None:
+        with self._sf.begin() as session:
+            app = self._app(session, team_id, application_id)
+            app.sending_by = app.sending_since = None
 
     def _action_failed(self, team_id: str, application_id: int, user_id: str, action: str, reason: str) -> ActionResult:
         with self._sf.begin() as session:
