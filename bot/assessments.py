@@ -249,11 +249,7 @@ class Assessments:
                 session.add(inv)
                 session.flush()
             shared = self._shared_elsewhere(session, app.id, inv.id)
-            self._make_live(session, app, inv, user_id, reused=shared)
-            app.attempt = inv.attempt
-            app.status = APP_STATUS.get(Status(inv.status), AppStatus.SENT).value
-            app.status_changed_at = now
-            app.sending_by = app.sending_since = None
+            self._make_live(session, app, inv, user_id, reused=shared, now=now)
             repos.audit(
                 session,
                 workspace_id=app.workspace_id,
@@ -295,11 +291,7 @@ class Assessments:
             inv = session.get(Invitation, invitation_id)
             if inv is None or inv.workspace_id != app.workspace_id:
                 raise NotFound("That result no longer exists.")
-            self._make_live(session, app, inv, user_id, reused=reused)
-            app.attempt = inv.attempt
-            app.status = APP_STATUS.get(Status(inv.status), AppStatus.SENT).value
-            app.status_changed_at = now
-            app.sending_by = app.sending_since = None
+            self._make_live(session, app, inv, user_id, reused=reused, now=now)
             repos.audit(
                 session,
                 workspace_id=app.workspace_id,
@@ -537,7 +529,8 @@ class Assessments:
         )
 
     @staticmethod
-    def _make_live(session: Session, app: Application, inv: Invitation, user_id: str, *, reused: bool) -> None:
+    def _make_live(session: Session, app: Application, inv: Invitation, user_id: str, *, reused: bool, now: datetime) -> None:
+        """Make `inv` the application's one live invitation and take its status; releases the action lock."""
         session.execute(
             update(ApplicationInvitation)
             .where(ApplicationInvitation.application_id == app.id, ApplicationInvitation.invitation_id != inv.id)
@@ -565,6 +558,10 @@ class Assessments:
                 .execution_options(synchronize_session=False)
             )
         app.current_invitation_id = inv.id
+        app.attempt = inv.attempt
+        app.status = APP_STATUS.get(Status(inv.status), AppStatus.SENT).value
+        app.status_changed_at = now
+        app.sending_by = app.sending_since = None
 
     @staticmethod
     def _card(session: Session, app: Application, *, tag: str) -> None:

@@ -431,7 +431,7 @@ class FakeSlack:
 
     # -- waiting ---------------------------------------------------------------------------------------
 
-    def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout: float = 5.0, *, message: str = "") -> FakeSlack:
+    def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout: float = 15.0, *, message: str = "") -> FakeSlack:
         """Poll `predicate(self)` until it is true; AssertionError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while not predicate(self):
@@ -440,7 +440,7 @@ class FakeSlack:
             time.sleep(0.01)
         return self
 
-    def wait_for_calls(self, method: str, n: int, timeout: float = 5.0) -> list[Call]:
+    def wait_for_calls(self, method: str, n: int, timeout: float = 15.0) -> list[Call]:
         """Wait until at least `n` calls of `method` arrived and return them all."""
         try:
             self.wait_for(lambda fake: fake.count(method) >= n, timeout)
