@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,7 @@ from slack_bolt import App
 from sqlalchemy import Engine
 
 from bot.app import Runtime, build_runtime
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.oauth import BOT_SCOPES
 from handlers import ids
 from handlers.blocks import HELP
@@ -103,6 +104,20 @@ def test_the_usage_hint_lists_the_subcommands_the_help_describes(manifest: dict[
     for sub in hint:
         assert f"/imocha {sub}" in HELP
     assert command["should_escape"] is False
+
+
+def test_the_env_example_lists_every_setting_and_loads_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = ROOT / ".env.example"
+    paragraphs = example.read_text(encoding="utf-8").split("\n\n")
+    for name in Settings.model_fields:
+        variable = re.compile(rf"^(# )?{name.upper()}=", re.M)
+        (paragraph,) = [p for p in paragraphs if variable.search(p)] or [""]
+        assert paragraph, f"{name.upper()} is missing from .env.example"
+        comments = [line for line in paragraph.splitlines() if line.startswith("#") and not re.match(r"# [A-Z_]+=", line)]
+        assert comments, f"{name.upper()} has no comment explaining it"
+        monkeypatch.delenv(name.upper(), raising=False)
+    settings = load_settings(_env_file=example)  # copied to .env untouched, it is a valid (empty) configuration
+    assert settings.database_url == "sqlite:///imocha-bot.db" and settings.slack_bot_token is None
 
 
 # -- what the Bolt app really registers ------------------------------------------------------------
