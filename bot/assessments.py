@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import imocha
+from bot import imocha, metrics
 from bot.domain import (
     ApplicationView,
     AppStatus,
@@ -41,6 +41,12 @@ class ActionResult:
     ok: bool
     message: str
     view: ApplicationView | None = None
+
+
+def failure(exc: imocha.ImochaError) -> str:
+    """Count an iMocha failure met by a recruiter's action, by kind, and word it for them."""
+    metrics.IMOCHA_ERRORS.labels(kind=type(exc).__name__).inc()
+    return friendly(exc)
 
 
 def friendly(exc: imocha.ImochaError) -> str:
@@ -197,7 +203,7 @@ class Assessments:
                 )
                 previous = None
         except imocha.ImochaError as exc:
-            return self._send_failed(team_id, application_id, user_id, friendly(exc))
+            return self._send_failed(team_id, application_id, user_id, failure(exc))
         except DomainError as exc:
             return self._send_failed(team_id, application_id, user_id, str(exc))
         return self._record_invitation(
@@ -279,6 +285,7 @@ class Assessments:
             if app.status not in (AppStatus.SENT.value, AppStatus.IN_PROGRESS.value):
                 # iMocha handed back a finished attempt (the same email and test): show that result once.
                 queue_status_effects(session, app, inv, actor=user_id)
+        metrics.INVITATIONS.labels(action=action).inc()  # after the commit: counts invitations recorded, not attempts
         self._outbox.deliver(application_id=application_id)
         view = self.view(team_id, application_id)
         log.info("application %s: %s by %s (iMocha invitation %s)", application_id, action, user_id, result.invitation_id)
@@ -345,7 +352,7 @@ class Assessments:
         try:
             self._workspaces.imocha(team_id).cancel(inv.imocha_id)
         except imocha.ImochaError as exc:
-            return self._action_failed(team_id, application_id, user_id, "cancelled", friendly(exc))
+            return self._action_failed(team_id, application_id, user_id, "cancelled", failure(exc))
         now = self._clock()
         with self._sf.begin() as session:
             app = self._app(session, team_id, application_id, lock=True)
@@ -384,7 +391,7 @@ class Assessments:
                 inv.test_id, email=email, name=name, send_email=True, callback_url=self._callback_url, start=start, end=end
             )
         except imocha.ImochaError as exc:
-            return self._action_failed(team_id, application_id, user_id, "resent", friendly(exc))
+            return self._action_failed(team_id, application_id, user_id, "resent", failure(exc))
         return self._record_invitation(team_id, application_id, user_id, result, previous_id=None, start=start, end=end, action="resent")
 
     def reattempt(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
@@ -402,7 +409,7 @@ class Assessments:
                 inv.imocha_id, start=start, end=end, callback_url=self._callback_url, send_email=True
             )
         except imocha.ImochaError as exc:
-            return self._action_failed(team_id, application_id, user_id, "re-attempt allowed", friendly(exc))
+            return self._action_failed(team_id, application_id, user_id, "re-attempt allowed", failure(exc))
         return self._record_invitation(
             team_id, application_id, user_id, result, previous_id=inv.id, start=start, end=end, action="reattempt"
         )
