@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import make_engine, make_session_factory
 from store.models import Base
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_SESSION_URL: str | None = None
 _pg_engine: Engine | None = None
 _pg_error: str | None = None
 
 
 def _postgres() -> Engine:
-    """One engine for the session; fail in CI, skip on a developer machine, when PostgreSQL is down."""
-    global _pg_engine, _pg_error
+    """A private database for this pytest session (parallel runs never collide); fail in CI, skip elsewhere."""
+    global _pg_engine, _pg_error, PG_SESSION_URL
     if _pg_engine is None and _pg_error is None:
-        engine = make_engine(PG_URL, pool_size=25)
         try:
-            with engine.begin() as conn:
-                conn.execute(text("SELECT 1"))
-            Base.metadata.drop_all(engine)
-            with engine.begin() as conn:
-                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            admin = make_engine(PG_URL, pool_size=1, isolation_level="AUTOCOMMIT")
+            name = f"imocha_test_{os.getpid()}"
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            admin.dispose()
+            PG_SESSION_URL = str(make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+            engine = make_engine(PG_SESSION_URL, pool_size=25)
             Base.metadata.create_all(engine)
             _pg_engine = engine
+            atexit.register(_drop_session_database, name)
         except Exception as exc:
             _pg_error = f"PostgreSQL at {PG_URL} is unreachable: {exc.__class__.__name__}"
     if _pg_engine is None:
@@ -38,6 +43,18 @@ def _postgres() -> Engine:
             pytest.fail(_pg_error or "PostgreSQL unavailable", pytrace=False)
         pytest.skip(_pg_error or "PostgreSQL unavailable")
     return _pg_engine
+
+
+def _drop_session_database(name: str) -> None:
+    if _pg_engine is not None:
+        _pg_engine.dispose()
+    try:
+        admin = make_engine(PG_URL, pool_size=1, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    except Exception:
+        pass
 
 
 def _truncate(engine: Engine) -> None:
