@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import signal
+import logging
 import socket
 import sys
 from collections.abc import Sequence
@@ -116,8 +116,12 @@ def _run(settings: Settings, host: str, port: int) -> int:
             runtime.web, host=host, port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=20
         )
     )
+    # uvicorn handles SIGTERM/SIGINT itself (stop accepting, finish in-flight requests) and re-raises the
+    # signal afterwards; a no-op handler lets that re-raise land here so the clean-up below runs.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     try:
-        server.run()  # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes in-flight requests
+        server.run()
     finally:
         log.info("shutting down: stopping the scheduler and closing clients")
         if socket_handler is not None:
@@ -137,5 +141,4 @@ def _check_port(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(main())

@@ -48,5 +48,5 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "slack_sdk.web.base_client", "slack_bolt.App"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "slack_sdk.web.base_client", "slack_bolt.App"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
