@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import errno
-import signal
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Sequence

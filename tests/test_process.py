@@ -77,7 +77,7 @@ def test_the_bot_process_serves_slack_and_stops_cleanly_on_sigterm(tmp_path: Pat
         assert key_file.exists() and key_file.stat().st_mode & 0o777 == 0o600
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "shutting down" in err
     assert "Traceback" not in err
