@@ -147,7 +147,9 @@ def build_runtime(
     except ImportError:  # pragma: no cover - the poller ships with the package
         StatusPoller = None  # type: ignore[assignment,misc]
     if StatusPoller is not None:
-        poller = StatusPoller(session_factory, workspaces, clock, assessments=services.assessments, after_change=outbox.deliver)
+        poller = StatusPoller(
+            session_factory, workspaces, clock, max_workers=8, assessments=services.assessments, after_change=outbox.deliver
+        )
         object.__setattr__(services, "poller", poller)
     if with_scheduler and poller is not None:
         scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id)

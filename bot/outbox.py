@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
@@ -17,7 +17,7 @@ from bot.domain import ApplicationView
 from bot.slack_gateway import SlackGateway, SlackUnavailable
 from bot.views import application_view
 from store import repos
-from store.models import OutboxMessage, SlackCard, Workspace, utcnow
+from store.models import OutboxMessage, SlackCard, Workspace
 
 log = logging.getLogger("bot.outbox")
 
@@ -28,6 +28,7 @@ THREAD = "thread"
 DM = "dm"
 
 MAX_ATTEMPTS = 12
+DUE_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 CLAIM_SECONDS = 60
 # Errors that mean "this channel will not take the card": fall back to the owner's DM.
 CHANNEL_GONE = {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}
@@ -106,7 +107,7 @@ class SlackOutbox:
                 "application_id": application_id,
                 "payload": payload or {},
                 "attempts": 0,
-                "next_attempt_at": utcnow(),
+                "next_attempt_at": DUE_NOW,  # due at once, whatever clock the deliverer uses
             },
             ["dedupe_key"],
         )

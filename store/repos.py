@@ -29,12 +29,7 @@ def insert_ignore(session: Session, model: type[Base], values: dict[str, Any], c
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
     table: Any = model.__table__
-    stmt = (
-        module.insert(model)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=list(conflict))
-        .returning(*table.primary_key.columns)
-    )
+    stmt = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict)).returning(*table.primary_key.columns)
     # RETURNING, not rowcount: psycopg reports a rowcount for DO NOTHING inserts that inserted nothing.
     return session.execute(stmt).first() is not None
 
@@ -154,7 +149,7 @@ def acquire_lease(session: Session, name: str, holder: str, now: datetime, until
     insert_ignore(session, Lease, {"name": name, "holder": holder, "expires_at": until}, ["name"])
     result: Any = session.execute(
         update(Lease)
-        .where(Lease.name == name, and_((Lease.holder == holder) | (Lease.expires_at < now)))
+        .where(Lease.name == name, and_((Lease.holder == holder) | (Lease.expires_at <= now)))
         .values(holder=holder, expires_at=until)
         .execution_options(synchronize_session=False)
     )

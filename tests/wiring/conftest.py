@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 
 from bot.app import Runtime, build_runtime
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.serving import ServerThread
 from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha, fake_imocha  # noqa: F401 (fixture)
@@ -81,8 +81,15 @@ class Bot:
         return httpx.post(f"{self.url}/webhooks/ats", content=raw, headers={"X-Signature": sig, "Content-Type": "application/json"})
 
 
-def ats_event(app_id: str = "app-42", *, event_id: str = "evt_01", email: str = "ada@example.com", job: str = "Backend Engineer",
-              stage: str = "iMocha assessment", recruiter: str | None = "rita@example.com") -> dict[str, Any]:
+def ats_event(
+    app_id: str = "app-42",
+    *,
+    event_id: str = "evt_01",
+    email: str = "ada@example.com",
+    job: str = "Backend Engineer",
+    stage: str = "iMocha assessment",
+    recruiter: str | None = "rita@example.com",
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event": "application.stage_changed",
         "id": event_id,
@@ -97,20 +104,25 @@ def ats_event(app_id: str = "app-42", *, event_id: str = "evt_01", email: str = 
     return event
 
 
+def settings_for(engine: Engine, slack: FakeSlack, imocha: FakeImocha, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SECRET,
+        "slack_api_url": slack.api_url,
+        "database_url": str(engine.url.render_as_string(hide_password=False)),
+        "imocha_base_url": imocha.url,
+        "ats_webhook_secret": ATS_SECRET,
+        "encryption_key": Fernet.generate_key().decode(),
+        "imocha_poll_seconds": 1,
+    }
+    values.update(overrides)
+    return load_settings(_env_file=None, **values)
+
+
 def make_bot(engine: Engine, slack: FakeSlack, imocha: FakeImocha, **overrides: Any) -> Bot:
-    settings = load_settings(
-        _env_file=None,
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.api_url,
-        database_url=str(engine.url.render_as_string(hide_password=False)),
-        imocha_base_url=imocha.url,
-        ats_webhook_secret=ATS_SECRET,
-        encryption_key=Fernet.generate_key().decode(),
-        imocha_poll_seconds=1,
-        **overrides,
-    )
-    runtime = build_runtime(settings, engine=engine)
+    """A bot on `engine`; `clock`, `with_scheduler` and `holder_id` go to build_runtime, the rest to Settings."""
+    runtime_options = {k: overrides.pop(k) for k in ("clock", "with_scheduler", "holder_id") if k in overrides}
+    runtime = build_runtime(settings_for(engine, slack, imocha, **overrides), engine=engine, **runtime_options)
     server = ServerThread(runtime.web, lifespan="on").start()
     return Bot(runtime, server, slack, imocha, sr.SlackSender(server.url, SECRET))
 
@@ -130,24 +142,40 @@ def setup_workspace(bot: Bot, *, key: str = GOOD_KEY, channel: str | None = CHAN
     assert r.status_code == 200
     bot.slack.wait_for_calls("views.open", 1)
     view_id = list(bot.slack.views)[-1]
-    r = bot.submit(ADMIN, "imocha_setup", view_id=view_id, values={
-        "api_key": {"api_key_input": sr.plain(key)},
-        "default_channel": {"default_channel_input": sr.conversation(channel)},
-        "validity_days": {"validity_days_input": sr.number(7)},
-        "gem_key": {"gem_key_input": sr.plain(None)},
-    })
+    r = bot.submit(
+        ADMIN,
+        "imocha_setup",
+        view_id=view_id,
+        values={
+            "api_key": {"api_key_input": sr.plain(key)},
+            "default_channel": {"default_channel_input": sr.conversation(channel)},
+            "validity_days": {"validity_days_input": sr.number(7)},
+            "gem_key": {"gem_key_input": sr.plain(None)},
+        },
+    )
     assert r.status_code == 200, r.text
     bot.slack.reset_calls()
     bot.slack.wait_for(lambda s: any("connected" in json.dumps(v) for v in s.views.values()))
 
 
-def create_plan(bot: Bot, *, user: str = RECRUITER, job: str = "Backend Engineer", channel: str | None = CHANNEL,
-                pass_mark: int | None = 60, share: bool = False) -> httpx.Response:
-    return bot.submit(user, "imocha_plan", {
-        "job": {"job_input": sr.plain(job)},
-        "stage": {"stage_input": sr.plain("iMocha assessment")},
-        "test": {"test_select": sr.external(str(PYTHON_TEST_ID), "Python Developer")},
-        "channel": {"channel_input": sr.conversation(channel)},
-        "pass_mark": {"pass_mark_input": sr.number(pass_mark)},
-        "share_scores": {"share_scores_input": sr.checkboxes("share") if share else sr.checkboxes()},
-    })
+def create_plan(
+    bot: Bot,
+    *,
+    user: str = RECRUITER,
+    job: str = "Backend Engineer",
+    channel: str | None = CHANNEL,
+    pass_mark: int | None = 60,
+    share: bool = False,
+) -> httpx.Response:
+    return bot.submit(
+        user,
+        "imocha_plan",
+        {
+            "job": {"job_input": sr.plain(job)},
+            "stage": {"stage_input": sr.plain("iMocha assessment")},
+            "test": {"test_select": sr.external(str(PYTHON_TEST_ID), "Python Developer")},
+            "channel": {"channel_input": sr.conversation(channel)},
+            "pass_mark": {"pass_mark_input": sr.number(pass_mark)},
+            "share_scores": {"share_scores_input": sr.checkboxes("share") if share else sr.checkboxes()},
+        },
+    )
