@@ -1,0 +1,727 @@
+"""A typed client for Gem's ATS API (`/ats/v0`): applications, candidates, jobs, users, stages and notes.
+
+What is known of this API is secondhand (see the project's Gem reference). The client is written for
+the unknowns: IDs are opaque strings, pages are bare JSON arrays read until a short page, 401 and 403
+both mean "key refused" (an AWS API Gateway in front answers 403 to unknown keys), 429 is honoured
+with or without `Retry-After`, and requests per key are paced and bounded by a shared `RateLimiter`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random as _random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+
+# One retry policy and one Retry-After parser for both vendors' clients.
+from bot.imocha import RetryPolicy
+from bot.imocha import _retry_after as retry_after_seconds
+
+logger = logging.getLogger("bot.gem")
+
+_T = TypeVar("_T")
+
+NOTE_MAX_CHARS = 10_000  # Gem's documented limit for a note body
+DEFAULT_RETRY = RetryPolicy()  # frozen, so one shared default is safe
+
+# --------------------------------------------------------------------------------------------------
+# Values returned by the client
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An `{id, name}` pair: an application's current stage, or one of its jobs."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Application:
+    id: str
+    candidate_id: str | None
+    status: str | None  # active | rejected | hired
+    stage: Ref | None
+    jobs: tuple[Ref, ...]
+    last_activity_at: datetime | None
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EmailAddress:
+    value: str
+    is_primary: bool
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    first_name: str
+    last_name: str
+    emails: tuple[EmailAddress, ...]
+
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def email_candidates(self) -> list[str]:
+        """Addresses in preference order: the primary one first, then the others as Gem lists them."""
+        ordered = [e for e in self.emails if e.is_primary] + [e for e in self.emails if not e.is_primary]
+        return [e.value for e in ordered]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    name: str
+    recruiter_ids: tuple[str, ...]
+    coordinator_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str
+    email: str | None
+    disabled: bool
+    site_admin: bool
+
+
+@dataclass(frozen=True)
+class JobStage:
+    id: str
+    name: str
+    job_id: str | None
+    priority: int | None
+
+
+@dataclass(frozen=True)
+class Note:
+    id: str | None
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+
+class GemError(Exception):
+    """Anything that went wrong talking to Gem. httpx exceptions never escape the client."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class GemConnectionError(GemError):
+    """Gem could not be reached (connect error, timeout, broken protocol), after retries."""
+
+
+class GemStatusError(GemError):
+    """Gem answered with a non-2xx status."""
+
+    def __init__(self, status_code: int, message: str, body: object = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
+
+
+class GemAuthError(GemStatusError):
+    """The API key was refused: 401, or 403 (what an API gateway says to a key it does not know)."""
+
+
+class GemBadRequestError(GemStatusError):
+    """400 or 422: Gem says the request itself is wrong; asking again will not help."""
+
+
+class GemNotFoundError(GemStatusError):
+    """404: no such candidate or application (deleted, or merged into another record)."""
+
+
+class GemRateLimitError(GemStatusError):
+    """429 ("Too Many Requests" or the gateway's "Limit Exceeded"), still, after retries."""
+
+    def __init__(self, status_code: int, message: str, body: object = None, *, retry_after: float | None = None) -> None:
+        super().__init__(status_code, message, body)
+        self.retry_after = retry_after
+
+
+class GemServerError(GemStatusError):
+    """5xx, still, after retries."""
+
+
+class GemProtocolError(GemError):
+    """A 2xx whose body is not the documented shape, or an unexpected redirect."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Pacing
+# --------------------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Paces one API key: a token bucket (`rate` requests per second, `burst` at once), at most
+    `max_in_flight` requests at a time, and a shared pause after a 429 so that every thread using the
+    key waits, not only the one that was told to."""
+
+    def __init__(
+        self,
+        *,
+        rate: float = 10.0,
+        burst: int = 10,
+        max_in_flight: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0 or burst < 1 or max_in_flight < 1:
+            raise ValueError("rate, burst and max_in_flight must be positive")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._paused_until = 0.0
+        self._in_flight = threading.BoundedSemaphore(max_in_flight)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the in-flight places and one token for the duration of a request."""
+        with self._in_flight:
+            self._take()
+            yield
+
+    def pause(self, seconds: float) -> None:
+        """No request with this key for `seconds` (from a 429's Retry-After)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+
+    def _take(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._paused_until - now
+                if wait <= 0:
+                    self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
+                    self._updated = now
+                    if self._tokens >= 1:
+                        self._tokens -= 1
+                        return
+                    wait = (1 - self._tokens) / self.rate
+            self._sleep(wait)
+
+
+class GemClients:
+    """Builds `GemClient`s over one shared `httpx.Client`, with one `RateLimiter` per API key, so that
+    the poller, the write-back and a setup check using the same key share its budget."""
+
+    def __init__(self, http: httpx.Client, *, limiter: Callable[[], RateLimiter] = RateLimiter, **client_options: Any) -> None:
+        self._http = http
+        self._new_limiter = limiter
+        self._options = client_options
+        self._limiters: dict[str, RateLimiter] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, api_key: str) -> GemClient:
+        fingerprint = key_fingerprint(api_key)
+        with self._lock:
+            limiter = self._limiters.get(fingerprint)
+            if limiter is None:
+                limiter = self._limiters[fingerprint] = self._new_limiter()
+        return GemClient(self._http, api_key, limiter=limiter, **self._options)
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A short, non-reversible name for a key, to tell keys apart without keeping them around."""
+    return hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------------
+
+
+class GemClient:
+    """Gem's ATS API over an injected `httpx.Client` (which carries the base URL and may be shared)."""
+
+    DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+    PAGE_SIZE = 500  # the documented maximum of per_page
+    _MAX_PAGES = 10_000  # a guard against a server that ignores `page`
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        api_key: str,
+        *,
+        application_secret: str | None = None,
+        page_size: int = PAGE_SIZE,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ValueError("Gem API key is empty")
+        if not 1 <= page_size <= self.PAGE_SIZE:
+            raise ValueError(f"page_size must be from 1 to {self.PAGE_SIZE}")
+        self._http = http
+        self._api_key = api_key.strip()
+        # Integration partners send an application secret with the customer's key; a team's own key
+        # appears to work alone (unconfirmed by Gem), so it is sent only when configured.
+        self._secret = application_secret.strip() if application_secret and application_secret.strip() else None
+        self._page_size = page_size
+        self._limiter = limiter or RateLimiter()
+        self._retry = retry
+        self._sleep = sleep
+        self._random = random
+
+    def __repr__(self) -> str:
+        return f"GemClient(base_url={str(self._http.base_url)!r})"
+
+    @staticmethod
+    def build_http(
+        base_url: str,
+        *,
+        timeout: httpx.Timeout | None = None,
+        max_connections: int = 20,
+        transport: httpx.BaseTransport | None = None,
+    ) -> httpx.Client:
+        """An `httpx.Client` for every `GemClient`; it holds no key (that goes per request).
+
+        Redirects are not followed: a redirect would carry the `X-API-Key` header to wherever it points.
+        """
+        return httpx.Client(
+            base_url=base_url,
+            timeout=timeout if timeout is not None else GemClient.DEFAULT_TIMEOUT,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "imocha-slack-bot"},
+            follow_redirects=False,
+        )
+
+    # ---- reads -----------------------------------------------------------------------------------
+
+    def check_key(self) -> int:
+        """One cheap authenticated call (`GET /ats/v0/users`); GemAuthError when Gem refuses the key."""
+        users = self._call("GET", "/ats/v0/users", _list_of(_parse_user), params={"page": 1, "per_page": 1})
+        return len(users)
+
+    def applications(
+        self, *, last_activity_after: datetime | None = None, status: str | None = "active", job_id: str | None = None
+    ) -> list[Application]:
+        """Every application matching the filters, page by page until a short page."""
+        params: dict[str, Any] = {}
+        if last_activity_after is not None:
+            params["last_activity_after"] = iso_utc(last_activity_after)
+        if status is not None:
+            params["status"] = status
+        if job_id is not None:
+            params["job_id"] = job_id
+        return self._all_pages("/ats/v0/applications", _parse_application, params)
+
+    def candidate(self, candidate_id: str) -> Candidate:
+        return self._call("GET", f"/ats/v0/candidates/{_path_id(candidate_id)}", _parse_candidate)
+
+    def jobs(self) -> list[Job]:
+        # `GET /ats/v0/jobs/{id}` is unconfirmed; public code reads the list, and so does this.
+        return self._all_pages("/ats/v0/jobs", _parse_job, {})
+
+    def users(self) -> list[User]:
+        return self._all_pages("/ats/v0/users", _parse_user, {})
+
+    def job_stages(self) -> list[JobStage]:
+        return self._all_pages("/ats/v0/job_stages", _parse_job_stage, {})
+
+    # ---- write -----------------------------------------------------------------------------------
+
+    def add_note(self, candidate_id: str, *, body: str, user_id: str | None, visibility: str = "private") -> Note:
+        """Add a note to the candidate's activity feed. Not idempotent: the client retries it only when
+        Gem certainly did not act on it (429, or no connection made); the caller schedules other retries."""
+        if visibility not in ("public", "private"):
+            raise ValueError("visibility must be 'public' or 'private'")
+        payload: dict[str, Any] = {"body": body[:NOTE_MAX_CHARS], "visibility": visibility}
+        if user_id:
+            payload["user_id"] = user_id
+        path = f"/ats/v0/candidates/{_path_id(candidate_id)}/activity_feed/notes"
+        return self._call("POST", path, _parse_note, json=payload, idempotent=False)
+
+    # ---- plumbing --------------------------------------------------------------------------------
+
+    def _all_pages(self, path: str, parse_item: Callable[[Any], _T], params: Mapping[str, Any]) -> list[_T]:
+        items: list[_T] = []
+        seen: set[str] = set()
+        for page in range(1, self._MAX_PAGES + 1):
+            raw = self._call("GET", path, _raw_list, params={**params, "page": page, "per_page": self._page_size})
+            fresh = 0
+            for value in raw:
+                try:
+                    item = parse_item(value)
+                except (ValueError, TypeError, KeyError) as exc:
+                    raise GemProtocolError(f"unexpected item in Gem GET {path}: {exc}") from exc
+                # Pages shift while they are read (an application moves, another is created): skip repeats.
+                item_id = getattr(item, "id", None)
+                if isinstance(item_id, str):
+                    if item_id in seen:
+                        continue
+                    seen.add(item_id)
+                fresh += 1
+                items.append(item)
+            # Stop on a short page: Gem's pagination headers are undocumented, and this is safe either way.
+            if len(raw) < self._page_size or fresh == 0:
+                break
+        return items
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any], _T],
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> _T:
+        data = self._request(method, path, params=params, json=json, idempotent=idempotent)
+        try:
+            return parse(data)
+        except (ValueError, TypeError, KeyError) as exc:
+            logger.warning("Gem %s %s failed: 2xx body is not the documented shape", method, path)
+            raise GemProtocolError(f"unexpected response from Gem {method} {path}: {exc}") from exc
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """Send one logical request: pacing, auth headers, retries, error mapping and JSON decoding."""
+        headers = {"X-API-Key": self._api_key, "Accept": "application/json"}
+        if self._secret:
+            headers["X-Application-Secret"] = self._secret
+        max_attempts = self._retry.max_attempts
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._limiter.slot():
+                    response = self._http.request(method, path, params=params, json=json, headers=headers)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                reason = type(exc).__name__
+                # Without a connection Gem saw nothing; after one, a write may have landed.
+                retryable = isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
+                if not idempotent:
+                    retryable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+                if retryable and attempt < max_attempts:
+                    self._pause(method, path, reason, attempt, self._retry.backoff(attempt, self._random()))
+                    continue
+                logger.warning("Gem %s %s failed: %s (attempt %d/%d)", method, path, reason, attempt, max_attempts)
+                detail = self._scrub(str(exc)) or reason
+                raise GemConnectionError(f"could not reach Gem for {method} {path}: {reason}: {detail}") from exc
+
+            status = response.status_code
+            logger.debug("Gem %s %s -> %d (attempt %d/%d)", method, path, status, attempt, max_attempts)
+            if response.is_success:
+                return self._decode(method, path, response)
+
+            retry_after = retry_after_seconds(response)
+            if status == 429:
+                # Throttled requests never reach Gem, so even a note is safe to send again. Every thread
+                # using this key waits: the limit is per key, not per request.
+                delay = self._retry.honour(retry_after) if retry_after is not None else self._retry.backoff(attempt, self._random())
+                self._limiter.pause(delay)
+                if attempt < max_attempts:
+                    logger.warning(
+                        "Gem rate limit (HTTP 429) on %s %s (attempt %d/%d); waiting %.2fs%s",
+                        method,
+                        path,
+                        attempt,
+                        max_attempts,
+                        delay,
+                        " as Retry-After asks" if retry_after is not None else "",
+                    )
+                    continue
+            elif idempotent and status in RetryPolicy.RETRY_STATUSES and attempt < max_attempts:
+                delay = self._retry.honour(retry_after) if retry_after is not None else self._retry.backoff(attempt, self._random())
+                self._pause(method, path, f"HTTP {status}", attempt, delay)
+                continue
+
+            error = self._status_error(response, retry_after)
+            if isinstance(error, GemAuthError):
+                logger.warning(
+                    "Gem %s %s failed: HTTP %d, Gem refused the API key (check it, and that API access is enabled for the Gem account)",
+                    method,
+                    path,
+                    status,
+                )
+            elif isinstance(error, GemRateLimitError):
+                logger.warning("Gem %s %s failed: still rate-limited (HTTP 429) after %d attempts", method, path, attempt)
+            else:
+                logger.warning("Gem %s %s failed: HTTP %d (attempt %d/%d)", method, path, status, attempt, max_attempts)
+            logger.debug("Gem %s %s error message: %s", method, path, error.message)
+            raise error
+
+    def _pause(self, method: str, path: str, reason: str, attempt: int, delay: float) -> None:
+        logger.warning(
+            "Gem %s %s failed: %s (attempt %d/%d); retrying in %.2fs", method, path, reason, attempt, self._retry.max_attempts, delay
+        )
+        self._sleep(delay)
+
+    def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
+        if not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            logger.warning("Gem %s %s failed: HTTP %d body is not JSON", method, path, response.status_code)
+            raise GemProtocolError(f"Gem {method} {path} answered HTTP {response.status_code} with a body that is not JSON") from exc
+
+    def _status_error(self, response: httpx.Response, retry_after: float | None) -> GemError:
+        status = response.status_code
+        body = _error_body(response)
+        text = _error_text(body)
+        message = self._scrub(text) if text else f"HTTP {status} {response.reason_phrase}".strip()
+        if 300 <= status < 400:
+            return GemProtocolError(
+                f"Gem answered HTTP {status} (a redirect to {response.headers.get('location', '?')}); check GEM_BASE_URL"
+            )
+        if status == 429:
+            return GemRateLimitError(status, message, body, retry_after=retry_after)
+        if status in (401, 403):
+            return GemAuthError(status, message, body)
+        if status in (400, 422):
+            return GemBadRequestError(status, message, body)
+        if status == 404:
+            return GemNotFoundError(status, message, body)
+        if status >= 500:
+            return GemServerError(status, message, body)
+        return GemStatusError(status, message, body)
+
+    def _scrub(self, text: str) -> str:
+        text = text.replace(self._api_key, "[redacted]")
+        return text.replace(self._secret, "[redacted]") if self._secret else text
+
+
+# --------------------------------------------------------------------------------------------------
+# Bodies (ValueError on a shape violation; the client turns it into GemProtocolError)
+# --------------------------------------------------------------------------------------------------
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a Z, as JavaScript's toISOString() (what Nango sends)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("a timezone-aware datetime is required")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error_body(response: httpx.Response) -> object:
+    if not response.content.strip():
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _error_text(body: object) -> str | None:
+    """Gem's `{code, status, message, errors}`, or the gateway's `{"message": ...}`, as one line."""
+    if isinstance(body, str):
+        return body.strip()[:300] or None
+    if not isinstance(body, dict):
+        return None
+    parts: list[str] = []
+    message = body.get("message") or body.get("Message")
+    if isinstance(message, str) and message.strip():
+        parts.append(message.strip())
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        for field, value in errors.items():
+            values = value if isinstance(value, list) else [value]
+            parts.extend(f"{field}: {v}" for v in values if v not in (None, ""))
+    elif isinstance(errors, list):
+        parts.extend(str(e) for e in errors if e not in (None, ""))
+    return "; ".join(parts)[:500] or None
+
+
+def _path_id(value: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "/" in value or "?" in value or "#" in value:
+        raise ValueError(f"not a Gem id: {value!r}")
+    return value.strip()
+
+
+def _raw_list(data: object) -> list[Any]:
+    if not isinstance(data, list):
+        raise ValueError(f"a page must be a JSON array, got {type(data).__name__}")
+    return data
+
+
+def _list_of(parse_item: Callable[[Any], _T]) -> Callable[[Any], list[_T]]:
+    def parse(data: object) -> list[_T]:
+        return [parse_item(item) for item in _raw_list(data)]
+
+    return parse
+
+
+def _obj(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _id(value: object, what: str) -> str:
+    # IDs are opaque base64 strings; an integer is accepted and kept as its text.
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise ValueError(f"{what} must be an id, got {value!r}"[:120])
+    return str(value).strip()
+
+
+def _opt_id(value: object) -> str | None:
+    return None if value is None or value == "" else _id(value, "id")
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _ref(value: object) -> Ref | None:
+    if not isinstance(value, dict) or value.get("id") in (None, ""):
+        return None
+    return Ref(id=_id(value["id"], "id"), name=_text(value.get("name")))
+
+
+def _parse_application(value: object) -> Application:
+    item = _obj(value, "application")
+    jobs = tuple(ref for ref in (_ref(j) for j in item.get("jobs") or []) if ref is not None)
+    return Application(
+        id=_id(item.get("id"), "application id"),
+        candidate_id=_opt_id(item.get("candidate_id")),
+        status=_text(item.get("status")).lower() or None,
+        stage=_ref(item.get("current_stage")),
+        jobs=jobs,
+        last_activity_at=_time(item.get("last_activity_at")),
+        deleted_at=_time(item.get("deleted_at")),
+    )
+
+
+def _parse_candidate(value: object) -> Candidate:
+    item = _obj(value, "candidate")
+    emails = []
+    for entry in item.get("email_addresses") or []:
+        if isinstance(entry, dict) and _text(entry.get("value")):
+            emails.append(EmailAddress(_text(entry.get("value")), entry.get("is_primary") is True, _text(entry.get("type")) or None))
+        elif isinstance(entry, str) and entry.strip():
+            emails.append(EmailAddress(entry.strip(), False))
+    return Candidate(
+        id=_id(item.get("id"), "candidate id"),
+        first_name=_text(item.get("first_name")),
+        last_name=_text(item.get("last_name")),
+        emails=tuple(emails),
+    )
+
+
+def _user_ids(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(_id(u["id"], "user id") for u in value if isinstance(u, dict) and u.get("id") not in (None, ""))
+
+
+def _parse_job(value: object) -> Job:
+    item = _obj(value, "job")
+    raw_team = item.get("hiring_team")
+    team: Mapping[str, Any] = raw_team if isinstance(raw_team, dict) else {}
+    return Job(
+        id=_id(item.get("id"), "job id"),
+        name=_text(item.get("name")),
+        recruiter_ids=_user_ids(team.get("recruiters")),
+        coordinator_ids=_user_ids(team.get("coordinators")),
+    )
+
+
+def _parse_user(value: object) -> User:
+    item = _obj(value, "user")
+    email = _text(item.get("primary_email_address")) or None
+    if email is None:
+        for entry in item.get("emails") or []:
+            candidate = _text(entry.get("email") or entry.get("value")) if isinstance(entry, dict) else _text(entry)
+            if candidate:
+                email = candidate
+                break
+    name = _text(item.get("name")) or " ".join(p for p in (_text(item.get("first_name")), _text(item.get("last_name"))) if p)
+    return User(
+        id=_id(item.get("id"), "user id"),
+        name=name,
+        email=email,
+        disabled=item.get("disabled") is True or item.get("deleted_at") not in (None, ""),
+        site_admin=item.get("site_admin") is True,
+    )
+
+
+def _parse_job_stage(value: object) -> JobStage:
+    item = _obj(value, "job stage")
+    priority = item.get("priority")
+    return JobStage(
+        id=_id(item.get("id"), "stage id"),
+        name=_text(item.get("name")),
+        job_id=_opt_id(item.get("job_id")),
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else None,
+    )
+
+
+def _parse_note(data: object) -> Note:
+    if isinstance(data, dict) and data.get("id") not in (None, ""):
+        return Note(id=str(data["id"]))
+    return Note(id=None)  # the response shape is secondhand: a 2xx is what matters
+
+
+__all__ = [
+    "Application",
+    "Candidate",
+    "EmailAddress",
+    "GemAuthError",
+    "GemBadRequestError",
+    "GemClient",
+    "GemClients",
+    "GemConnectionError",
+    "GemError",
+    "GemNotFoundError",
+    "GemProtocolError",
+    "GemRateLimitError",
+    "GemServerError",
+    "GemStatusError",
+    "Job",
+    "JobStage",
+    "Note",
+    "RateLimiter",
+    "Ref",
+    "RetryPolicy",
+    "User",
+    "iso_utc",
+    "key_fingerprint",
+]
