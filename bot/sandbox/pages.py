@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ legend{font-weight:600;padding:0 6px}
 label.opt{display:block;padding:4px 0;cursor:pointer}
 button{font:inherit;border:0;border-radius:6px;padding:8px 16px;cursor:pointer;background:#23267a;color:#fff}
 button.secondary{background:#e9eaf3;color:#23267a}
-button.small{padding:3px 9px;font-size:12px;margin:1px}
+button.small{padding:3px 9px;font-size:12px}
 button.danger{background:#fbe9e9;color:#a8231f}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #eceef4;vertical-align:top}
@@ -55,7 +56,10 @@ background:#eef0f6;white-space:nowrap}
 .Pending{background:#fff4d6}.In-Progress{background:#dbeafe}.Complete{background:#dcfce7}
 .Test-Left,.Terminated{background:#ffe4d5}.Cancelled,.Expired{background:#eceef2;color:#667085}
 .score{font-size:20px;font-weight:600}
-form.inline{display:inline}
+code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eef0f6;
+padding:1px 5px;border-radius:4px}
+.nowrap{white-space:nowrap}
+.actions{display:flex;flex-wrap:wrap;gap:4px;min-width:150px}
 a{color:#23267a}
 """.strip()
 
@@ -86,6 +90,19 @@ def _badge(status: str) -> str:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
+
+
+def _cell_time(moment: datetime | None) -> str:
+    """A moment in an operator table cell, whose column header says the times are UTC."""
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "—"
+
+
+_BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+def _rich(text: str) -> str:
+    """Escape `text` for HTML, showing `backticked` spans as code (question texts use them)."""
+    return _BACKTICKS.sub(r"<code>\1</code>", escape(text))
 
 
 # ----------------------------------------------------------------------------------------- candidate
@@ -136,13 +153,13 @@ async def take_page(request: Request) -> Response:
     questions = []
     for index, question in enumerate(test.questions):
         options = "".join(
-            f'<label class="opt"><input type="radio" name="q{index}" value="{choice}"> {escape(option)}</label>'
+            f'<label class="opt"><input type="radio" name="q{index}" value="{choice}"> {_rich(option)}</label>'
             for choice, option in enumerate(question.options)
         )
         section_name = test.sections[question.section].name
         questions.append(
             f"<fieldset><legend>Question {index + 1} <span class='muted'>· {escape(section_name)}</span>"
-            f"</legend><p>{escape(question.text)}</p>{options}</fieldset>"
+            f"</legend><p>{_rich(question.text)}</p>{options}</fieldset>"
         )
     body = (
         f'<div class="card"><h1>{escape(inv.test_name)}</h1>'
@@ -172,7 +189,15 @@ async def take_submit(request: Request) -> Response:
     for key, value in form.items():
         if key.startswith("q") and key[1:].isdigit() and isinstance(value, str) and value.isdigit():
             answers[int(key[1:])] = int(value)
-    leaving = form.get("action") == "leave"
+    action = form.get("action")
+    if action not in ("submit", "leave"):
+        # Not the page's own form (its buttons always send an action): never finish a test on a stray POST.
+        return error_page(
+            400,
+            "Answers not understood",
+            "These answers did not come from the test page. Open your test link again and use its Submit button.",
+        )
+    leaving = action == "leave"
     try:
         inv = state.submit_answers(token, answers, status=TEST_LEFT if leaving else COMPLETE)
     except ImochaStateError:
@@ -224,7 +249,7 @@ ACTIONS: dict[str, tuple[str, frozenset[str]]] = {
 
 def _operator_row(state: ImochaState, inv: Invitation) -> str:
     buttons = "".join(
-        f'<form class="inline" method="post" action="/operator/{inv.id}/{action}">'
+        f'<form method="post" action="/operator/{inv.id}/{action}">'
         f'<button class="small{" danger" if action in ("cancel", "expire") else ""}">{label}</button></form>'
         for action, (label, allowed) in ACTIONS.items()
         if inv.status in allowed
@@ -238,10 +263,10 @@ def _operator_row(state: ImochaState, inv: Invitation) -> str:
         f"<tr><td>{inv.id}{lineage}</td><td>{escape(inv.test_name)}<br><span class='muted'>attempt "
         f"{inv.attempt}</span></td><td>{escape(inv.name)}<br>"
         f"<span class='muted'>{escape(inv.email)}</span></td>"
-        f"<td>{_badge(inv.status)}<br><span class='muted'>since {_when(inv.status_changed_at)}</span></td>"
-        f"<td>{_when(inv.start_at)}<br>{_when(inv.end_at)}</td><td>{score}<br>"
+        f"<td class='nowrap'>{_badge(inv.status)}<br><span class='muted'>since {_cell_time(inv.status_changed_at)}</span></td>"
+        f"<td class='nowrap'>{_cell_time(inv.start_at)} →<br>{_cell_time(inv.end_at)}</td><td class='nowrap'>{score}<br>"
         f"<span class='muted'>{escape(inv.category or '') if inv.finished else ''}</span></td>"
-        f"<td>{links}</td><td>{buttons or '<span class=muted>—</span>'}</td></tr>"
+        f"<td class='nowrap'>{links}</td><td><div class='actions'>{buttons or '<span class=muted>—</span>'}</div></td></tr>"
     )
 
 
@@ -260,7 +285,7 @@ async def operator_page(request: Request) -> Response:
     )
     deliveries = (
         "".join(
-            f"<tr><td>{_when(d.at)}</td><td>{d.payload.get('TestInvitationId')}</td>"
+            f"<tr><td class='nowrap'>{_cell_time(d.at)}</td><td>{d.payload.get('TestInvitationId')}</td>"
             f"<td>{escape(str(d.payload.get('Status')))}</td><td>{escape(d.url)}</td><td>{d.attempt}</td>"
             f"<td>{escape(str(d.status_code) if d.status_code is not None else d.error or '')}</td></tr>"
             for d in list(reversed(state.callback_deliveries))[:20]
@@ -272,11 +297,11 @@ async def operator_page(request: Request) -> Response:
         f"<code>{escape(state.base_url)}</code> · any <code>X-API-KEY</code> starting with "
         '<code>sandbox-</code> is accepted · <a href="/">refresh</a></p></div>'
         '<div class="card"><h2>Invitations</h2><table><thead><tr><th>ID</th><th>Test</th><th>Candidate</th>'
-        "<th>Status</th><th>Window</th><th>Score</th><th>Links</th><th>Actions</th></tr></thead>"
+        "<th>Status (UTC)</th><th>Window (UTC)</th><th>Score</th><th>Links</th><th>Actions</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></div>"
         '<div class="card"><h2>Tests</h2><table><thead><tr><th>ID</th><th>Name</th><th>Duration</th>'
         f"<th>Sections (points)</th><th>Labels</th></tr></thead><tbody>{tests}</tbody></table></div>"
-        '<div class="card"><h2>Recent callbacks</h2><table><thead><tr><th>At</th><th>Invitation</th>'
+        '<div class="card"><h2>Recent callbacks</h2><table><thead><tr><th>At (UTC)</th><th>Invitation</th>'
         "<th>Status</th><th>URL</th><th>Attempt</th><th>Answer</th></tr></thead>"
         f"<tbody>{deliveries}</tbody></table></div>"
     )

@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -142,6 +143,58 @@ def test_an_expired_invitation_cannot_be_submitted(fake_imocha: FakeImocha, web:
     assert "expired" in post.text
 
 
+def test_an_expired_invitation_shows_an_expired_page_and_answers_nothing(fake_imocha: FakeImocha, web: httpx.Client) -> None:
+    clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    fake_imocha.state.clock = clock
+    invite = fake_imocha.invite()
+    clock.advance(days=8)
+    page = web.get(invite["testUrl"])
+    assert page.status_code == 410
+    assert "Invitation expired" in page.text and "Traceback" not in page.text
+    with fake_imocha.client() as client:
+        report = client.get(f"/v3/reports/{invite['testInvitationId']}").json()
+    assert (report["status"], report["score"], report["pdfReportUrl"]) == ("Expired", 0, None)
+
+
+def test_submitting_after_the_operator_expired_the_invitation_gets_an_expired_page(fake_imocha: FakeImocha, web: httpx.Client) -> None:
+    invite = fake_imocha.invite()
+    assert web.post(f"{fake_imocha.url}/operator/{invite['testInvitationId']}/expire").status_code == 303
+    post = web.post(invite["testUrl"], data=THREE_RIGHT)
+    assert post.status_code == 410
+    assert "This test invitation has expired." in post.text
+    assert fake_imocha.state.invitation(invite["testInvitationId"]).status == "Expired"
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {"data": {"q0": "1"}},  # no action: not the page's buttons
+        {"data": {"q0": "1", "action": "explode"}},
+        {"json": {"q0": "1", "action": "submit"}},
+        {"content": b"--xx\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=xx"}},
+    ],
+    ids=["no-action", "unknown-action", "json-body", "broken-multipart"],
+)
+def test_a_post_that_is_not_the_pages_form_gets_a_clear_page_and_finishes_nothing(
+    fake_imocha: FakeImocha, web: httpx.Client, request_kwargs: dict[str, Any]
+) -> None:
+    invite = fake_imocha.invite()
+    response = web.post(invite["testUrl"], **request_kwargs)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Traceback" not in response.text
+    assert fake_imocha.state.invitation(invite["testInvitationId"]).status in ("Pending", "In Progress")
+    assert web.post(invite["testUrl"], data=THREE_RIGHT).status_code == 200  # the real form still works
+
+
+def test_answers_that_are_not_options_score_nothing_but_do_not_break_the_page(fake_imocha: FakeImocha, web: httpx.Client) -> None:
+    invite = fake_imocha.invite()
+    data = {"q0": "abc", "q1": "99999999999999999999", "q99": "1", "q-1": "1", "qx": "1", "action": "submit"}
+    response = web.post(invite["testUrl"], data=data)
+    assert response.status_code == 200
+    assert "0 / 50 points (0%)" in response.text
+
+
 def test_a_test_before_its_window_opens_is_not_started(fake_imocha: FakeImocha, web: httpx.Client) -> None:
     start = datetime.now(UTC) + timedelta(days=1)
     invite = fake_imocha.invite(startDateTime=format_utc(start))
@@ -156,6 +209,15 @@ def test_the_candidate_page_escapes_names(fake_imocha: FakeImocha, web: httpx.Cl
     page = web.get(invite["testUrl"])
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;" in page.text
+
+
+def test_backticked_code_in_a_question_is_shown_as_code_and_still_escaped(fake_imocha: FakeImocha, web: httpx.Client) -> None:
+    fake_imocha.state.add_test(77, "Markup", [("HTML", 10)], questions=[("Is `<b>` bold?", ["yes `<b>`", "no"], 0)])
+    invite = fake_imocha.invite(77)
+    page = web.get(invite["testUrl"])
+    assert "Is <code>&lt;b&gt;</code> bold?" in page.text
+    assert "yes <code>&lt;b&gt;</code>" in page.text
+    assert "<b>" not in page.text
 
 
 # ----------------------------------------------------------------------------------------- operator
@@ -204,6 +266,29 @@ def test_an_operator_action_the_state_forbids_gets_an_explanation(fake_imocha: F
     assert response.status_code == 409
     assert "can not be cancelled" in response.text
     assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "heading"),
+    [
+        ("POST", "/operator/3100001/explode", 404, "Unknown action"),
+        ("POST", "/operator/not-a-number/cancel", 404, "Resource not found"),
+        ("POST", "/operator/99999999999999999999/cancel", 404, "Action refused"),
+        ("GET", "/operator/3100001/cancel", 405, "Method Not Allowed"),
+        ("GET", "/take/", 404, "Resource not found"),
+        ("GET", "/no/such/page", 404, "Resource not found"),
+    ],
+)
+def test_bad_operator_and_page_addresses_get_a_clear_html_page(
+    fake_imocha: FakeImocha, web: httpx.Client, method: str, path: str, status: int, heading: str
+) -> None:
+    fake_imocha.invite()
+    response = web.request(method, f"{fake_imocha.url}{path}")
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert f"<h1>{heading}</h1>" in response.text
+    assert "Traceback" not in response.text
+    assert fake_imocha.state.invitations()[0].status == "Pending"
 
 
 # ----------------------------------------------------------------------------------------- PDF
