@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -93,16 +94,21 @@ def observe(session: Session, workspace_id: int, observations: Iterable[Observat
     apps = {app.id: app for app in load_applications(session, {link.application_id for link in links})}
     invs = {inv.id: inv for inv in changed_invitations}
     changed: list[int] = []
-    for link in links:
-        app = apps.get(link.application_id)
-        if app is None or app.current_invitation_id != link.invitation_id:
-            continue
-        if move_application(session, app, invs[link.invitation_id], actor="imocha", now=now):
-            changed.append(app.id)
+    pending: list[dict[str, Any]] = []
+    with session.no_autoflush:
+        for link in links:
+            app = apps.get(link.application_id)
+            if app is None or app.current_invitation_id != link.invitation_id:
+                continue
+            if move_application(session, app, invs[link.invitation_id], actor="imocha", now=now, pending=pending):
+                changed.append(app.id)
+    insert_effects(session, pending)
     return changed
 
 
-def move_application(session: Session, app: Application, inv: Invitation, *, actor: str, now: datetime) -> bool:
+def move_application(
+    session: Session, app: Application, inv: Invitation, *, actor: str, now: datetime, pending: list[dict[str, Any]] | None = None
+) -> bool:
     """Set the application's status from its invitation's and queue the card update and notices."""
     target = APP_STATUS.get(Status(inv.status))
     if target is None or app.status == target:
@@ -112,36 +118,43 @@ def move_application(session: Session, app: Application, inv: Invitation, *, act
     app.status = target
     app.status_changed_at = now
     app.status_reason = None
-    queue_status_effects(session, app, inv, actor=actor)
+    queue_status_effects(session, app, inv, actor=actor, pending=pending)
     return True
 
 
-def queue_status_effects(session: Session, app: Application, inv: Invitation, *, actor: str) -> None:
-    """One card update per state change, plus the notices that status deserves (each at most once)."""
+def queue_status_effects(
+    session: Session, app: Application, inv: Invitation, *, actor: str, pending: list[dict[str, Any]] | None = None
+) -> None:
+    """One card update per state change, plus the notices that status deserves (each at most once).
+
+    With `pending`, the outbox rows are collected there and inserted later in one statement (the poller
+    applies hundreds of changes per cycle); without it they are inserted at once.
+    """
     status = AppStatus(app.status)
     ws = app.workspace_id
     # The same change seen twice (a poll and a callback racing) makes the same keys, so one set of writes.
     window = inv.valid_until.isoformat() if inv.valid_until else ""
     key = f"{app.id}:{inv.id}:{status.value}:{window}"
-    SlackOutbox.add(session, workspace_id=ws, kind=CARD, key=f"card:{key}", application_id=app.id)
+    rows = [SlackOutbox.row(workspace_id=ws, kind=CARD, key=f"card:{key}", application_id=app.id)]
     if status == AppStatus.NEEDS_REVIEW:
-        if SlackOutbox.add(
-            session,
-            workspace_id=ws,
-            kind=THREAD,
-            key=f"completion:{key}",
-            application_id=app.id,
-            payload={"template": "completion", "broadcast": True},
-        ):
-            metrics.COMPLETIONS.inc()  # once per completion, like its notice
-        if app.owner_user_id:
-            SlackOutbox.add(
-                session,
+        rows.append(
+            SlackOutbox.row(
                 workspace_id=ws,
-                kind=DM,
-                key=f"result:{key}",
+                kind=THREAD,
+                key=f"completion:{key}",
                 application_id=app.id,
-                payload={"template": "result", "user": app.owner_user_id},
+                payload={"template": "completion", "broadcast": True},
+            )
+        )
+        if app.owner_user_id:
+            rows.append(
+                SlackOutbox.row(
+                    workspace_id=ws,
+                    kind=DM,
+                    key=f"result:{key}",
+                    application_id=app.id,
+                    payload={"template": "result", "user": app.owner_user_id},
+                )
             )
         if app.source == "gem":
             repos.insert_ignore(
@@ -151,14 +164,19 @@ def queue_status_effects(session: Session, app: Application, inv: Invitation, *,
                 ["application_id", "invitation_id"],
             )
     elif status in (AppStatus.EXPIRED, AppStatus.CANCELLED, AppStatus.LEFT, AppStatus.IN_PROGRESS):
-        SlackOutbox.add(
-            session,
-            workspace_id=ws,
-            kind=THREAD,
-            key=f"status:{key}",
-            application_id=app.id,
-            payload={"template": "status", "status": status.value, "actor": actor},
+        rows.append(
+            SlackOutbox.row(
+                workspace_id=ws,
+                kind=THREAD,
+                key=f"status:{key}",
+                application_id=app.id,
+                payload={"template": "status", "status": status.value, "actor": actor},
+            )
         )
+    if pending is None:
+        insert_effects(session, rows)
+    else:
+        pending.extend(rows)
     repos.audit(
         session,
         workspace_id=ws,
@@ -167,3 +185,12 @@ def queue_status_effects(session: Session, app: Application, inv: Invitation, *,
         application_id=app.id,
         invitation_id=inv.id,
     )
+
+
+def insert_effects(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert queued outbox rows in batches; count each completion once, when its notice is first queued."""
+    for start in range(0, len(rows), 500):
+        inserted = SlackOutbox.add_many(session, rows[start : start + 500])
+        completions = sum(1 for key in inserted if key.startswith("completion:"))
+        if completions:
+            metrics.COMPLETIONS.inc(completions)

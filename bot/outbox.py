@@ -87,6 +87,20 @@ class SlackOutbox:
     # -- enqueue (inside the caller's transaction) ----------------------------------------------
 
     @staticmethod
+    def row(
+        *, workspace_id: int, kind: str, key: str, application_id: int | None = None, payload: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {
+            "workspace_id": workspace_id,
+            "kind": kind,
+            "dedupe_key": key[:300],
+            "application_id": application_id,
+            "payload": payload or {},
+            "attempts": 0,
+            "next_attempt_at": DUE_NOW,  # due at once, whatever clock the deliverer uses
+        }
+
+    @staticmethod
     def add(
         session: Session,
         *,
@@ -97,20 +111,13 @@ class SlackOutbox:
         payload: dict[str, Any] | None = None,
     ) -> bool:
         """Queue one Slack write; a second add with the same key is ignored (that is the dedupe)."""
-        return repos.insert_ignore(
-            session,
-            OutboxMessage,
-            {
-                "workspace_id": workspace_id,
-                "kind": kind,
-                "dedupe_key": key[:300],
-                "application_id": application_id,
-                "payload": payload or {},
-                "attempts": 0,
-                "next_attempt_at": DUE_NOW,  # due at once, whatever clock the deliverer uses
-            },
-            ["dedupe_key"],
-        )
+        row = SlackOutbox.row(workspace_id=workspace_id, kind=kind, key=key, application_id=application_id, payload=payload)
+        return repos.insert_ignore(session, OutboxMessage, row, ["dedupe_key"])
+
+    @staticmethod
+    def add_many(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+        """Queue many writes in one statement; returns the keys that were new."""
+        return set(repos.insert_many_ignore(session, OutboxMessage, rows, ["dedupe_key"], OutboxMessage.dedupe_key))
 
     # -- deliver --------------------------------------------------------------------------------
 

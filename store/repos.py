@@ -34,6 +34,18 @@ def insert_ignore(session: Session, model: type[Base], values: dict[str, Any], c
     return session.execute(stmt).first() is not None
 
 
+def insert_many_ignore(
+    session: Session, model: type[Base], rows: list[dict[str, Any]], conflict: Sequence[str], returning: Any
+) -> list[Any]:
+    """A multi-row INSERT ... ON CONFLICT DO NOTHING; returns `returning` for the rows inserted."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(model).values(rows).on_conflict_do_nothing(index_elements=list(conflict)).returning(returning)
+    return list(session.scalars(stmt))
+
+
 def workspace_by_team(session: Session, team_id: str) -> Workspace | None:
     return session.scalars(select(Workspace).where(Workspace.team_id == team_id)).one_or_none()
 
