@@ -207,7 +207,13 @@ def create_web_app(
             # Bolt's parser reads any form body containing the word "payload" as interactivity and
             # loses the slash command (`/imocha payload`); hand it the body we parsed ourselves.
             bolt_request = _with_body(bolt_request, body)
-        response: BoltResponse = await run_in_threadpool(bolt.dispatch, bolt_request)
+        try:
+            response: BoltResponse = await run_in_threadpool(bolt.dispatch, bolt_request)
+        except (AttributeError, IndexError, KeyError, TypeError) as exc:
+            # Bolt indexes payloads as Slack shapes them (`actions[0]`, `event.type`, `team.id`...);
+            # a signed body of another shape makes its middleware raise before any listener runs.
+            log.warning("Slack request Bolt could not read: %s: %s", exc.__class__.__name__, exc)
+            return JSONResponse({"error": "malformed Slack payload"}, status_code=400)
         metrics.ACK_LATENCY.observe(time.perf_counter() - started)
         return Response(
             content=response.body,
@@ -353,16 +359,41 @@ def _parse_slack_body(text: str, content_type: str) -> dict[str, Any] | None:
     try:
         if text.startswith("{") or "application/json" in content_type:
             data = json.loads(text)
-            return data if isinstance(data, dict) else None
+            return data if isinstance(data, dict) and _slack_shaped(data) else None
         form = parse_qs(text, keep_blank_values=True)
         if "payload" in form:
             data = json.loads(form["payload"][0])
-            return data if isinstance(data, dict) else None
+            return data if isinstance(data, dict) and _slack_shaped(data) else None
         if not form:
             return None
         return {key: values[0] for key, values in form.items()}
     except (ValueError, IndexError):
         return None
+
+
+# Fields Slack sends as objects, which Bolt's middleware and our parsers index without checking;
+# Slack sends the nullable ones as null in some payloads (org-wide installs, views).
+_SLACK_OBJECTS = ("team", "user", "enterprise", "channel", "container", "view", "message", "state")
+_SLACK_NULLABLE = ("team", "enterprise", "channel")
+
+
+def _slack_shaped(data: dict[str, Any]) -> bool:
+    """Whether a JSON payload has the envelope Slack gives it (objects where objects belong)."""
+    for key in _SLACK_OBJECTS:
+        if key in data and not isinstance(data[key], dict) and not (data[key] is None and key in _SLACK_NULLABLE):
+            return False
+    if "event" in data and not (isinstance(data["event"], dict) and isinstance(data["event"].get("type", ""), str)):
+        return False
+    if "actions" in data:
+        actions = data["actions"]
+        if not (isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
+            return False
+    view = data.get("view")
+    if isinstance(view, dict):
+        state = view.get("state")
+        if state is not None and not (isinstance(state, dict) and isinstance(state.get("values") or {}, dict)):
+            return False
+    return True
 
 
 def _with_body(request: BoltRequest, body: dict[str, Any]) -> BoltRequest:
