@@ -269,7 +269,9 @@ class Assessments:
             self._note(
                 session,
                 app,
-                f"<@{user_id}> {_ACTION_WORDS[action]} {app.test_name}" + (f" (attempt {inv.attempt})" if inv.attempt > 1 else "") + ".",
+                f"<@{user_id}> {_ACTION_WORDS[action]} {_esc(app.test_name)}"
+                + (f" (attempt {inv.attempt})" if inv.attempt > 1 else "")
+                + ".",
             )
             if app.status == AppStatus.SENT.value or action != "sent":
                 for target in dict.fromkeys([user_id, app.owner_user_id]):
@@ -309,7 +311,7 @@ class Assessments:
                 detail=f"iMocha invitation {inv.imocha_id}",
             )
             self._card(session, app, tag="reused")
-            self._note(session, app, f"<@{user_id}> reused the candidate's existing {inv.test_name} result.")
+            self._note(session, app, f"<@{user_id}> reused the candidate's existing {_esc(inv.test_name)} result.")
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, "Existing result linked.", self.view(team_id, application_id))
 
@@ -338,7 +340,7 @@ class Assessments:
                 payload={
                     "template": "notice",
                     "user": user_id,
-                    "text": f":warning: Assessment could not be sent to {app.candidate.name}: {reason}. Use *Retry* on the card.",
+                    "text": f":warning: Assessment could not be sent to {_esc(app.candidate.name)}: {_esc(reason)}. Use *Retry* on the card.",
                 },
             )
         self._outbox.deliver(application_id=application_id)
@@ -511,7 +513,7 @@ class Assessments:
                 application_id=app.id,
                 detail=reason,
             )
-            self._note(session, app, f"<@{user_id}> tried: {action}, but {reason}.")
+            self._note(session, app, f"<@{user_id}> tried: {action}, but {_esc(reason)}.")
         self._outbox.deliver(application_id=application_id)
         log.warning("application %s: %s failed: %s", application_id, action, reason)
         return ActionResult(False, f"Not {action}: {reason}.", self.view(team_id, application_id))
@@ -594,6 +596,11 @@ class Assessments:
         if app is None:
             raise NotFound("That application no longer exists in this workspace.")
         return app
+
+
+def _esc(value: str) -> str:
+    """Outside text (names, iMocha messages) made inert in mrkdwn, so `<!channel>` pings nobody."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _ACTION_WORDS = {"sent": "sent", "resent": "resent", "reattempt": "allowed a re-attempt of"}

@@ -277,7 +277,7 @@ def build_card(view: ApplicationView) -> Message:
     actions = card_actions(view, in_channel=in_channel)
     if actions:
         blocks.append({"type": "actions", "block_id": f"card_{view.id}", "elements": actions})
-    text = f"{title}: {view.candidate_name} · {view.job_name} · {view.test_name}"
+    text = f"{title}: {esc(view.candidate_name)} · {esc(view.job_name)} · {esc(view.test_name)}"
     return {"text": clip(text, 3000), "blocks": blocks}
 
 
@@ -294,7 +294,7 @@ def build_completion_notice(view: ApplicationView, *, in_channel: bool) -> Messa
         blocks.append(
             {"type": "actions", "block_id": f"notice_{view.id}", "elements": [button("Show score", ids.SHOW_SCORE, str(view.id))]}
         )
-    return {"text": f"{view.candidate_name} completed {view.test_name}, assessment needs review", "blocks": blocks}
+    return {"text": text, "blocks": blocks}
 
 
 def build_result_dm(view: ApplicationView) -> Message:
@@ -302,13 +302,13 @@ def build_result_dm(view: ApplicationView) -> Message:
     blocks.extend(result_blocks(view))
     if view.status == AppStatus.LEFT:
         blocks.append(context("The candidate left the test before finishing."))
-    return {"text": f"{view.candidate_name} completed {view.test_name}", "blocks": blocks}
+    return {"text": f"{esc(view.candidate_name)} completed {esc(view.test_name)}", "blocks": blocks}
 
 
 def build_score_ephemeral(view: ApplicationView) -> Message:
     blocks = [section(f"*{esc(view.candidate_name)}* · {esc(view.test_name)}")]
     blocks.extend(result_blocks(view) or [section("No score yet.")])
-    return {"text": f"Score for {view.candidate_name}", "blocks": blocks}
+    return {"text": f"Score for {esc(view.candidate_name)}", "blocks": blocks}
 
 
 def build_link_dm(view: ApplicationView, *, action: str, actor: str | None) -> Message:
@@ -325,7 +325,7 @@ def build_link_dm(view: ApplicationView, *, action: str, actor: str | None) -> M
     ]
     if inv and inv.valid_until:
         lines.append(f"Valid until {_date(inv.valid_until)}.")
-    return {"text": f"{verb}: {view.candidate_name}, test link {url}", "blocks": [section("\n".join(lines))]}
+    return {"text": f"{verb}: {esc(view.candidate_name)}, test link {url}", "blocks": [section("\n".join(lines))]}
 
 
 def build_reminder_dm(view: ApplicationView, *, kind: str) -> Message:
