@@ -537,9 +537,13 @@ def build_plan_modal(*, plan: PlanView | None = None) -> dict[str, Any]:
     )
 
 
+# Two blocks a plan, plus a heading and a "more" line, within a message's 50 blocks.
+PLANS_SHOWN = 24
+
+
 def build_plans_list(plans: Sequence[PlanView]) -> list[Block]:
     blocks: list[Block] = [section("*Interview plans*" if plans else "No interview plans yet. Create one with `/imocha plan`.")]
-    for plan in plans[:45]:
+    for plan in plans[:PLANS_SHOWN]:
         details = [f"*{esc(plan.job_label)}* · {esc(plan.stage_label)} → {esc(plan.test_name)}"]
         extras = [
             f"<#{plan.channel_id}>" if plan.channel_id else "default channel",
@@ -581,8 +585,8 @@ def build_plans_list(plans: Sequence[PlanView]) -> list[Block]:
                 ],
             }
         )
-    if len(plans) > 45:
-        blocks.append(context(f"…and {len(plans) - 45} more."))
+    if len(plans) > PLANS_SHOWN:
+        blocks.append(context(f"…and {len(plans) - PLANS_SHOWN} more."))
     return blocks
 
 
