@@ -38,7 +38,7 @@ header strong{font-size:17px}header span{opacity:.75;font-size:13px}
 main{max-width:880px;margin:24px auto;padding:0 16px}
 main.wide{max-width:1280px}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(20,20,50,.08);
-padding:20px 24px;margin-bottom:16px}
+padding:20px 24px;margin-bottom:16px;overflow-x:auto}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 12px}
 .muted{color:#667085;font-size:13px}
 fieldset{border:1px solid #e3e6ee;border-radius:6px;margin:0 0 14px;padding:10px 16px}
