@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -66,6 +67,30 @@ class ChannelPacer:
             return (1 - tokens) / self._rate
 
 
+class KeyedLocks:
+    """One lock per key (here: per application), created on demand."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[int, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: int) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users <= 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
 class SlackOutbox:
     def __init__(
         self,
@@ -82,6 +107,7 @@ class SlackOutbox:
         self._renderer = renderer
         self._clock = clock
         self._pacer = pacer or ChannelPacer()
+        self._card_locks = KeyedLocks()
         self._on_error = on_error or (lambda kind: None)
 
     # -- enqueue (inside the caller's transaction) ----------------------------------------------
@@ -260,8 +286,33 @@ class SlackOutbox:
             return application_view(session, application_id), repos.card_for(session, application_id)
 
     def _deliver_card(self, team_id: str, application_id: int | None) -> None:
-        view, card = self._view(application_id)
-        if view is None or card is None or application_id is None:
+        """Post or update the card; one deliverer per application at a time, so a card is posted once
+        and updates land in order (a lock in this process; on PostgreSQL also the card's row lock,
+        which covers other replicas)."""
+        if application_id is None:
+            return
+        with self._card_locks.hold(application_id):
+            if self._sf.kw["bind"].dialect.name != "postgresql":
+                self._post_or_update(team_id, application_id, None)
+                return
+            with self._sf.begin() as session:
+                session.execute(select(SlackCard.id).where(SlackCard.application_id == application_id).with_for_update())
+                self._post_or_update(team_id, application_id, session)
+
+    def _post_or_update(self, team_id: str, application_id: int, locked: Session | None) -> None:
+        def save(**values: Any) -> None:
+            stmt = update(SlackCard).where(SlackCard.application_id == application_id).values(**values)
+            if locked is not None:
+                locked.execute(stmt)
+                return
+            with self._sf.begin() as session:
+                session.execute(stmt)
+
+        if locked is not None:
+            view, card = application_view(locked, application_id), repos.card_for(locked, application_id)
+        else:
+            view, card = self._view(application_id)
+        if view is None or card is None:
             return
         client = self._gateway.client(team_id)
         message = self._renderer.card(view)
@@ -286,15 +337,8 @@ class SlackOutbox:
             )
             channel = self._gateway.dm_channel(team_id, owner)
             response = client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False, **message)
-            with self._sf.begin() as session:
-                stored = repos.card_for(session, application_id)
-                if stored is not None:
-                    stored.in_dm = True
-        with self._sf.begin() as session:
-            stored = repos.card_for(session, application_id)
-            if stored is not None:
-                stored.channel_id = str(response["channel"])
-                stored.ts = str(response["ts"])
+            save(in_dm=True)
+        save(channel_id=str(response["channel"]), ts=str(response["ts"]))
 
     def _deliver_thread(self, team_id: str, application_id: int | None, payload: dict[str, Any]) -> None:
         view, card = self._view(application_id)

@@ -34,7 +34,9 @@ def _open_send(bot: Bot, user: str = RECRUITER) -> tuple[dict, str]:
     app_id = card.blocks[-1]["elements"][0]["value"]
     r = bot.action(user, "send_assessment", app_id, channel_id=CHANNEL, message_ts=card.ts)
     assert r.status_code == 200
-    bot.slack.wait_for(lambda s: s.count("views.open") >= 1 and any(v.get("callback_id") == "imocha_send_confirm" for v in s.views.values()))
+    bot.slack.wait_for(
+        lambda s: s.count("views.open") >= 1 and any(v.get("callback_id") == "imocha_send_confirm" for v in s.views.values())
+    )
     view = next(v for v in bot.slack.views.values() if v.get("callback_id") == "imocha_send_confirm")
     return view, app_id
 
@@ -99,7 +101,10 @@ def test_a_double_submit_creates_one_invitation(bot: Bot) -> None:
     bot.slack.wait_for(lambda s: len(s.top_level(CHANNEL)) == 1)
     _view, app_id = _open_send(bot)
     meta = json.dumps({"application_id": int(app_id)})
-    threads = [threading.Thread(target=bot.submit, args=(RECRUITER, "imocha_send_confirm", _send_values()), kwargs={"private_metadata": meta}) for _ in range(8)]
+    threads = [
+        threading.Thread(target=bot.submit, args=(RECRUITER, "imocha_send_confirm", _send_values()), kwargs={"private_metadata": meta})
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -121,3 +126,39 @@ def test_duplicate_ats_deliveries_make_one_card(bot: Bot) -> None:
     assert bot.ats(ats_event(event_id="evt_02")).status_code == 202
     bot.slack.wait_for(lambda s: len(s.top_level(CHANNEL)) == 1)
     assert len(bot.slack.top_level(CHANNEL)) == 1
+
+
+def test_racing_deliverers_post_a_new_card_once_and_update_it_in_place(bot: Bot) -> None:
+    """A send's card update racing the card's first post used to post a second card."""
+    from bot.intake import IntakeEvent
+    from bot.outbox import CARD, SlackOutbox
+    from store.models import Workspace
+
+    setup_workspace(bot)
+    assert create_plan(bot).status_code == 200
+    services = bot.runtime.services
+    result = services.intake.receive(
+        IntakeEvent(
+            source="ats",
+            team_id="T0001",
+            application_id="race-1",
+            candidate_name="Grace Hopper",
+            candidate_email="grace@example.com",
+            job_id=None,
+            job_name="Backend Engineer",
+            stage_name="iMocha assessment",
+        )
+    )
+    assert result.created and result.application_id is not None
+    with bot.runtime.session_factory.begin() as session:
+        ws_id = session.query(Workspace.id).filter_by(team_id="T0001").scalar()
+        for n in range(5):
+            SlackOutbox.add(session, workspace_id=ws_id, kind=CARD, key=f"card:race:{n}", application_id=result.application_id)
+    threads = [threading.Thread(target=services.outbox.deliver, kwargs={"application_id": result.application_id}) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    services.outbox.deliver()
+    assert len(bot.slack.top_level(CHANNEL)) == 1
+    assert bot.slack.count("chat.postMessage") == 1
