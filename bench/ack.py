@@ -1,0 +1,268 @@
+"""Ack latency: bursts of 200 concurrent signed Slack requests against the bot in HTTP mode.
+
+    .venv/bin/python bench/ack.py                        # SQLite, 5 bursts of 200, then options loads alone
+    .venv/bin/python bench/ack.py --bursts 10 --options-seconds 0
+    .venv/bin/python bench/ack.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_ack
+
+The fake Slack answers after 100 ms and the fake iMocha after 2 s. A burst mixes slash commands
+(help, plans, status), Send clicks, send-modal submissions, Cancel and Resend clicks, options loads of
+the test picker and app_home_opened events; each submission, Cancel and Resend acts on its own
+application, so each one makes a real (2 s) iMocha call after its ack. Prints p50/p95/p99/max HTTP
+response time per kind and per burst, the requests over 1 s and the non-2xx count (Bolt answers
+404 when a listener's ack() is later than 3 s). Then options loads alone: p99 and the number of
+iMocha test-list calls per cache period. The database is dropped and recreated (use a scratch one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    CHANNEL,
+    TEAM,
+    USERS,
+    BotProcess,
+    Fakes,
+    Loader,
+    Request,
+    Result,
+    Seeded,
+    backend,
+    fresh_database,
+    line,
+    machine,
+    profiling,
+    seed_applications,
+    setup_through_slack,
+    sqlite_url,
+    summary,
+)
+
+# One burst: 200 requests.
+MIX = {
+    "help": 20,
+    "plans": 15,
+    "status": 15,
+    "send click": 30,
+    "send submission": 30,
+    "cancel": 20,
+    "resend": 20,
+    "options": 30,
+    "app_home_opened": 20,
+}
+TYPED = ["", "p", "py", "pyth", "sql", "s", "dev", "1001", "basics", "x"]
+
+
+def seed_for_bursts(url: str, fakes: Fakes, bursts: int, mix: dict[str, int]) -> tuple[Seeded, list[Seeded]]:
+    """Applications to click Send on (shared), and per burst fresh ones to submit, cancel and resend."""
+    clickable = seed_applications(url, fakes, needs_sending=max(1, mix["send click"]))
+    per_burst = [
+        seed_applications(
+            url, fakes, needs_sending=mix["send submission"], sent=mix["cancel"], expired=mix["resend"], start_at=1000 * (b + 1)
+        )
+        for b in range(bursts)
+    ]
+    return clickable, per_burst
+
+
+def build_burst(fakes: Fakes, clickable: Seeded, mine: Seeded, mix: dict[str, int], rng: random.Random) -> list[Request]:
+    """The requests of one burst, in a shuffled order; bodies as Slack sends them."""
+    import json
+
+    from tests.fakes import slack_requests as sr
+
+    def user(i: int) -> str:
+        return USERS[i % len(USERS)]
+
+    form, as_json = sr.FORM, sr.JSON
+    out: list[Request] = []
+    for i in range(mix["help"]):
+        out.append(
+            Request(
+                "help", sr.slash_command(team_id=TEAM, user_id=user(i), text="help", response_url=fakes.slack.response_url(user(i))), form
+            )
+        )
+    for i in range(mix["plans"]):
+        out.append(
+            Request(
+                "plans", sr.slash_command(team_id=TEAM, user_id=user(i), text="plans", response_url=fakes.slack.response_url(user(i))), form
+            )
+        )
+    for i in range(mix["status"]):
+        email = f"cand{i + 1}@example.com" if i % 3 else "x@y.com"
+        body = sr.slash_command(team_id=TEAM, user_id=user(i), text=f"status {email}", response_url=fakes.slack.response_url(user(i)))
+        out.append(Request("status", body, form))
+
+    def click(kind: str, action_id: str, app_id: int, i: int) -> Request:
+        body = sr.block_action(
+            team_id=TEAM,
+            user_id=user(i),
+            action_id=action_id,
+            value=str(app_id),
+            channel_id=CHANNEL,
+            response_url=fakes.slack.response_url(user(i)),
+        )
+        return Request(kind, body, form)
+
+    for i in range(mix["send click"]):
+        out.append(click("send click", "send_assessment", clickable.needs_sending[i % len(clickable.needs_sending)], i))
+    for i, app_id in enumerate(mine.needs_sending[: mix["send submission"]]):
+        body = sr.view_submission(
+            team_id=TEAM,
+            user_id=user(i),
+            callback_id="imocha_send_confirm",
+            values={"test": {"test_select": sr.external("1001", "Python Developer")}},
+            private_metadata=json.dumps({"application_id": app_id}),
+        )
+        out.append(Request("send submission", body, form))
+    for i, app_id in enumerate(mine.sent[: mix["cancel"]]):
+        out.append(click("cancel", "cancel_invitation", app_id, i))
+    for i, app_id in enumerate(mine.expired[: mix["resend"]]):
+        out.append(click("resend", "resend_invitation", app_id, i))
+    for i in range(mix["options"]):
+        body = sr.block_suggestion(team_id=TEAM, user_id=user(i), action_id="test_select", block_id="test", value=TYPED[i % len(TYPED)])
+        out.append(Request("options", body, form))
+    for i in range(mix["app_home_opened"]):
+        out.append(Request("app_home_opened", sr.event_callback(team_id=TEAM, event=sr.app_home_opened(user_id=user(i))), as_json))
+    rng.shuffle(out)
+    return out
+
+
+def report_burst(label: str, results: Sequence[Result], *, per_kind: bool = True) -> None:
+    print(line(label, results))
+    if per_kind:
+        for kind in MIX:
+            mine = [r for r in results if r.kind == kind]
+            if mine:
+                print("  " + line(kind, mine, width=20))
+    errors = Counter(f"{r.kind}: {r.status} {r.error}" for r in results if r.error)
+    for text, n in errors.most_common(5):
+        print(f"  ! {n} x {text[:160]}")
+
+
+def run_bursts(
+    urls: str | Sequence[str], fakes: Fakes, loader: Loader, clickable: Seeded, per_burst: list[Seeded], args: argparse.Namespace
+) -> list[Result]:
+    rng = random.Random(6)
+    everything: list[Result] = []
+    for b, mine in enumerate(per_burst):
+        requests = build_burst(fakes, clickable, mine, MIX, rng)
+        results = loader.burst(urls, requests)
+        everything += results
+        report_burst(f"burst {b + 1} ({len(requests)})", results, per_kind=args.per_kind)
+        time.sleep(args.pause)
+    return everything
+
+
+def options_alone(url: str, fakes: Fakes, loader: Loader, args: argparse.Namespace) -> None:
+    """Typing in the test picker: bursts of options loads for `--options-seconds`; list calls per cache period."""
+    from bot.workspaces import TEST_CACHE_SECONDS
+    from tests.fakes import slack_requests as sr
+
+    if args.options_seconds <= 0:
+        return
+    print(
+        f"\noptions loads alone: a burst of {args.options_burst} every {args.options_every:g} s for {args.options_seconds:g} s "
+        f"(test cache period {TEST_CACHE_SECONDS:g} s, iMocha at {fakes.imocha_latency * 1000:g} ms)"
+    )
+    fakes.imocha.state.reset_calls()
+    started = time.monotonic()
+    results: list[Result] = []
+    n = 0
+    while time.monotonic() - started < args.options_seconds:
+        requests = [
+            Request(
+                "options",
+                sr.block_suggestion(
+                    team_id=TEAM, user_id=USERS[i % len(USERS)], action_id="test_select", block_id="test", value=TYPED[(n + i) % len(TYPED)]
+                ),
+                sr.FORM,
+            )
+            for i in range(args.options_burst)
+        ]
+        n += 1
+        results += loader.burst(url, requests)
+        time.sleep(args.options_every)
+    elapsed = time.monotonic() - started
+    calls = fakes.imocha.state.count("/v3/tests", "GET")
+    periods = elapsed / TEST_CACHE_SECONDS
+    print(line("options (all)", results))
+    print(
+        f"  iMocha test-list calls: {calls} in {elapsed:.0f} s = {calls / periods:.2f} per {TEST_CACHE_SECONDS:g}-s cache period "
+        f"({len(results):,} options loads)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="SQLAlchemy URL of a scratch database (default: SQLite in a temporary directory)")
+    parser.add_argument("--bursts", type=int, default=5)
+    parser.add_argument("--pause", type=float, default=3.0, help="seconds between bursts")
+    parser.add_argument("--per-kind", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--options-seconds", type=float, default=130.0, help="options loads alone, for this long (0: skip)")
+    parser.add_argument("--options-burst", type=int, default=50)
+    parser.add_argument(
+        "--py-spy", metavar="FILE", help="record the bot with py-spy during the bursts (collapsed stacks, idle threads included)"
+    )
+    parser.add_argument("--options-every", type=float, default=1.0)
+    args = parser.parse_args(argv)
+
+    from cryptography.fernet import Fernet
+
+    tmp = tempfile.TemporaryDirectory(prefix="bench-ack-")
+    url = args.database_url or sqlite_url(tmp.name)
+    print(f"ack latency: {machine()}; {backend(url)}; {args.bursts} bursts of {sum(MIX.values())}")
+    fresh_database(url)
+    fakes = Fakes()
+    bot = BotProcess(fakes=fakes, database_url=url, encryption_key=Fernet.generate_key().decode())
+    loader = Loader()
+    try:
+        setup_through_slack(bot.url, fakes)
+        clickable, per_burst = seed_for_bursts(url, fakes, args.bursts, MIX)
+        loader.burst(bot.url, build_burst(fakes, clickable, Seeded([], [], []), {**{k: 0 for k in MIX}, "help": 20}, random.Random(0)))
+        fakes.slow_down()
+        print(f"bot pid {bot.pid}; fake Slack {fakes.slack_latency * 1000:g} ms, fake iMocha {fakes.imocha_latency * 1000:g} ms\n")
+        with profiling(bot.pid, args.py_spy):
+            everything = run_bursts(bot.url, fakes, loader, clickable, per_burst, args)
+        s = summary(r.seconds for r in everything)
+        bad = sum(1 for r in everything if not 200 <= r.status < 300)
+        print(
+            f"\nall bursts: {len(everything)} requests  p50 {s['p50']:.1f}  p95 {s['p95']:.1f}  p99 {s['p99']:.1f}  max {s['max']:.1f} ms  "
+            f">1s {sum(1 for r in everything if r.seconds > 1)}  non-2xx {bad}"
+        )
+        wait_quiet(fakes, bot)
+        options_alone(bot.url, fakes, loader, args)
+        print(f"\nbot RSS now/peak: {'/'.join(f'{v:.0f}' for v in bot.ask('rss'))} MB")
+    finally:
+        loader.stop()
+        bot.stop()
+        fakes.stop()
+        tmp.cleanup()
+
+
+def wait_quiet(fakes: Fakes, bot: BotProcess, timeout: float = 60.0) -> None:
+    """Let the work after the acks finish, and show what it did (one iMocha call per action, no duplicates)."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        count = len(fakes.imocha.state.calls)
+        if count == last:
+            break
+        last = count
+        time.sleep(3)
+    calls = Counter(f"{c.method} {re.sub(r'[0-9]+', '{id}', c.path)}" for c in fakes.imocha.state.calls)
+    print(f"after the bursts: iMocha calls {dict(calls)}; Slack calls {dict(Counter(c.method for c in fakes.slack.calls))}")
+
+
+if __name__ == "__main__":
+    main()
