@@ -219,8 +219,8 @@ class RateLimiter:
                 if wait <= 0:
                     self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
                     self._updated = now
-                    if self._tokens >= 1:
-                        self._tokens -= 1
+                    if self._tokens >= 1 - 1e-9:  # float error must not leave a sliver of a token to wait for
+                        self._tokens = max(0.0, self._tokens - 1)
                         return
                     wait = (1 - self._tokens) / self.rate
             self._sleep(wait)
