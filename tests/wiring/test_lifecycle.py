@@ -91,7 +91,7 @@ def test_with_private_scores_the_channel_sees_no_score_and_show_score_answers_on
     assert "20 / 50" not in json.dumps([m.blocks for m in bot.slack.messages(CHANNEL)])
 
 
-def test_mark_reviewed_records_who_reviewed_and_leaves_allow_reattempt(bot: Bot) -> None:
+def test_mark_reviewed_records_who_and_status_lists_the_history(bot: Bot) -> None:
     app_id, inv_id = sent_card(bot, share=True)
     complete(bot, inv_id)
     wait_headline(bot, "Assessment needs review")
@@ -107,6 +107,28 @@ def test_mark_reviewed_records_who_reviewed_and_leaves_allow_reattempt(bot: Bot)
     click(bot, MEMBER, "mark_reviewed", app_id, rid="again")
     bot.slack.wait_for(lambda s: any("reviewed already" in t for t in said_to(bot, "again")))
     assert sum("marked the assessment reviewed" in (m.text or "") for m in replies(bot)) == 1
+
+    # /imocha status <email> lists the assessment with its score and who did what
+
+    r = bot.sender.command(
+        team_id="T0001",
+        user_id=RECRUITER,
+        text="status <mailto:ada@example.com|ada@example.com>",
+        response_url=bot.slack.response_url("st"),
+    )
+    assert r.status_code == 200
+    bot.slack.wait_for(lambda s: len(s.responses_to("st")) == 1)
+    report = said_to(bot, "st")[0]
+    for expected in ("Backend Engineer", "Python Developer", "Assessment reviewed", "42 / 50 points (84%)", "Passed"):
+        assert expected in report, expected
+    assert f"<@{RECRUITER}> sent" in report
+    assert f"<@{MEMBER}> reviewed" in report
+
+    bot.sender.command(team_id="T0001", user_id=RECRUITER, text="status nobody@example.com", response_url=bot.slack.response_url("none"))
+    bot.slack.wait_for(lambda s: len(s.responses_to("none")) == 1)
+    assert "No assessments found" in said_to(bot, "none")[0]
+    r = bot.command(RECRUITER, "status not-an-email")
+    assert "Usage" in r.text
 
 
 def test_an_expired_invitation_is_reported_and_resend_reopens_it_with_one_invite(bot: Bot) -> None:
@@ -152,12 +174,17 @@ def test_cancel_after_the_candidate_started_shows_imochas_reason(bot: Bot) -> No
     assert "Assessment cancelled" not in card_json(bot)
 
 
-def test_the_sweep_shows_a_started_test_as_in_progress(bot: Bot) -> None:
+def test_a_started_test_shows_in_progress_and_a_test_left_unfinished_offers_a_reattempt(bot: Bot) -> None:
     _app_id, inv_id = sent_card(bot)
     bot.imocha.state.start(inv_id)
     bot.runtime.services.poller.sweep()  # type: ignore[attr-defined]
     message = wait_headline(bot, "Assessment in progress")
     assert buttons(message) == []
+
+    bot.imocha.state.leave(inv_id)
+    poll(bot)
+    message = wait_headline(bot, "Assessment left unfinished")
+    assert buttons(message) == ["Allow re-attempt"]
 
 
 def test_allow_reattempt_after_completion_sends_a_new_link_and_says_attempt_2(bot: Bot) -> None:
@@ -182,14 +209,6 @@ def test_allow_reattempt_after_completion_sends_a_new_link_and_says_attempt_2(bo
     complete(bot, invitations[1].id, points=45)
     wait_headline(bot, "Assessment needs review")
     assert "45 / 50 points (90%)" in card_json(bot)
-
-
-def test_a_test_left_unfinished_offers_a_reattempt(bot: Bot) -> None:
-    _app_id, inv_id = sent_card(bot)
-    bot.imocha.state.leave(inv_id)
-    poll(bot)
-    message = wait_headline(bot, "Assessment left unfinished")
-    assert buttons(message) == ["Allow re-attempt"]
 
 
 def test_a_result_from_another_application_is_reused_without_a_new_invitation(bot: Bot) -> None:
@@ -226,7 +245,7 @@ def test_a_result_from_another_application_is_reused_without_a_new_invitation(bo
     assert len(_broadcasts(bot)) == 1
 
 
-def test_a_forged_callback_for_a_pending_invitation_changes_nothing(bot: Bot) -> None:
+def test_a_forged_callback_changes_nothing_unknown_ids_are_ignored_and_junk_gets_400(bot: Bot) -> None:
     app_id, inv_id = sent_card(bot)
     payload = bot.imocha.state.callback_payload(bot.imocha.state.invitation(inv_id))
     payload.update(Status="Complete", CandidateScore=50, TotalScore=50, PerformanceCategory="Expert", ReportPDFUrl="https://evil.example/x")
@@ -246,9 +265,7 @@ def test_a_forged_callback_for_a_pending_invitation_changes_nothing(bot: Bot) ->
     assert len(bot.slack.messages(CHANNEL)) == before
     assert "evil.example" not in json.dumps([m.blocks for m in bot.slack.messages(CHANNEL)])
 
-
-def test_the_callback_route_answers_200_for_unknown_invitations_and_400_for_junk(bot: Bot) -> None:
-    setup_workspace(bot)
+    # unknown invitations are answered 200 and ignored; junk is refused
     unknown = {"TestInvitationId": 99_999_999, "Status": "Complete", "CandidateEmailId": "x@example.com"}
     assert post_callback(bot, unknown).status_code == 200
     assert post_callback(bot, {"TestInvitationId": "42", "Status": "Pending"}).status_code == 200
@@ -256,32 +273,5 @@ def test_the_callback_route_answers_200_for_unknown_invitations_and_400_for_junk
         r = post_callback(bot, junk)
         assert r.status_code == 400, (junk, r.status_code, r.text)
         assert r.json()["fields"] == ["body"]
-    assert bot.imocha.state.count("/reports") == 0  # unknown ids cost no iMocha call
-
-
-def test_status_command_lists_a_candidates_assessments_with_history(bot: Bot) -> None:
-    app_id, inv_id = sent_card(bot, share=True)
-    complete(bot, inv_id, points=42)
-    wait_headline(bot, "Assessment needs review")
-    click(bot, MEMBER, "mark_reviewed", app_id)
-    wait_headline(bot, "Assessment reviewed")
-
-    r = bot.sender.command(
-        team_id="T0001",
-        user_id=RECRUITER,
-        text="status <mailto:ada@example.com|ada@example.com>",
-        response_url=bot.slack.response_url("st"),
-    )
-    assert r.status_code == 200
-    bot.slack.wait_for(lambda s: len(s.responses_to("st")) == 1)
-    report = said_to(bot, "st")[0]
-    for expected in ("Backend Engineer", "Python Developer", "Assessment reviewed", "42 / 50 points (84%)", "Passed"):
-        assert expected in report, expected
-    assert f"<@{RECRUITER}> sent" in report
-    assert f"<@{MEMBER}> reviewed" in report
-
-    bot.sender.command(team_id="T0001", user_id=RECRUITER, text="status nobody@example.com", response_url=bot.slack.response_url("none"))
-    bot.slack.wait_for(lambda s: len(s.responses_to("none")) == 1)
-    assert "No assessments found" in said_to(bot, "none")[0]
-    r = bot.command(RECRUITER, "status not-an-email")
-    assert "Usage" in r.text
+    time.sleep(0.2)
+    assert bot.imocha.state.count("/reports") == 1  # unknown ids cost no iMocha call

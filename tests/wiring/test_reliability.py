@@ -6,11 +6,13 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
+from bot.imocha import RetryPolicy
 from store.models import Application, OutboxMessage, utcnow
 from tests.fakes import slack_requests as sr
 from tests.wiring.conftest import CHANNEL, MEMBER, RECRUITER, TEAM, Bot
@@ -20,7 +22,6 @@ from tests.wiring.helpers import (
     click,
     complete,
     new_card,
-    poll,
     replies,
     sent_card,
     settle,
@@ -88,7 +89,7 @@ def test_twenty_concurrent_send_submits_make_one_invitation_one_sent_card_and_on
     assert bot.slack.violations == []
 
 
-def test_concurrent_cancel_clicks_cancel_once(bot: Bot) -> None:
+def test_concurrent_cancel_clicks_cancel_once_and_concurrent_resend_clicks_reinvite_once(bot: Bot) -> None:
     app_id, inv_id = sent_card(bot)
     bot.imocha.state.reset_calls()
 
@@ -100,19 +101,12 @@ def test_concurrent_cancel_clicks_cancel_once(bot: Bot) -> None:
     settle(bot, lambda: any("cancelled the invitation" in (m.text or "") for m in replies(bot)))
     assert sum("cancelled the invitation" in (m.text or "") for m in replies(bot)) == 1
 
-
-def test_concurrent_resend_clicks_reinvite_once(bot: Bot) -> None:
-    app_id, inv_id = sent_card(bot)
-    bot.imocha.state.expire(inv_id)
-    poll(bot)
-    wait_headline(bot, "Assessment expired")
-    bot.imocha.state.reset_calls()
-
     _together(10, lambda: click(bot, RECRUITER, "resend_invitation", app_id))
     wait_headline(bot, "Assessment sent")
     _quiet(bot)
     assert bot.imocha.state.count("/invite", "POST") == 1
     assert len(bot.imocha.state.invitations()) == 1
+    assert bot.imocha.state.invitation(inv_id).status == "Pending"
     settle(bot, lambda: any("Assessment resent" in (m.text or "") for m in bot.slack.dms_to(RECRUITER)))
     assert sum("Assessment resent" in (m.text or "") for m in bot.slack.dms_to(RECRUITER)) == 1
 
@@ -175,37 +169,37 @@ def test_slack_retries_of_a_request_have_no_second_effect(bot: Bot) -> None:
     assert _link_dms(bot) == 1
 
 
-def test_an_imocha_5xx_during_invite_shows_the_failure_with_retry_and_retry_succeeds(bot: Bot) -> None:
+def test_imocha_faults_during_invite_show_the_failure_with_retry_and_retry_succeeds_once_they_clear(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the client still makes all its attempts; only the pauses between them go (tested in test_imocha_client)
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, attempt, rand: 0.0)
     app_id = new_card(bot)
-    bot.imocha.state.fail_next("/invite", status=500, count=4)  # more than the client's retries
 
+    # a 5xx outlasting the client's own retries: nothing was created
+    bot.imocha.state.fail_next("/invite", status=500, count=4)
     assert submit_send(bot, app_id).status_code == 200
     message = wait_headline(bot, "Assessment could not be sent: iMocha had an internal error", timeout=15)
     assert buttons(message) == ["Retry", "Send assessment"]
     assert bot.imocha.state.invitations() == []
     settle(bot, lambda: any("could not be sent" in (m.text or "") for m in bot.slack.dms_to(RECRUITER)))
 
-    click(bot, RECRUITER, "retry_send", app_id)
-    message = wait_headline(bot, "Assessment sent")
-    assert len(bot.imocha.state.invitations()) == 1
-    settle(bot, lambda: _link_dms(bot) == 1)
-
-
-def test_an_imocha_timeout_after_it_created_the_invitation_is_retried_without_a_duplicate(bot: Bot) -> None:
-    app_id = new_card(bot)
+    # timeouts: iMocha does the work but answers after the bot gave up waiting
     bot.runtime.http.timeout = httpx.Timeout(0.25)
-    bot.imocha.state.latency = 0.5  # iMocha does the work, but answers after the bot gave up waiting
-
-    assert submit_send(bot, app_id).status_code == 200
+    bot.imocha.state.latency = 0.5
+    click(bot, RECRUITER, "retry_send", app_id)
     message = wait_headline(bot, "Assessment could not be sent: iMocha could not be reached", timeout=15)
     assert "Retry" in buttons(message)
     assert len(bot.imocha.state.invitations()) == 1  # it exists at iMocha, unknown to the bot
 
+    # the fault clears: Retry records iMocha's one invitation (invite is idempotent there)
     bot.imocha.state.latency = 0.0
     click(bot, RECRUITER, "retry_send", app_id)
     wait_headline(bot, "Assessment sent")
     assert len(bot.imocha.state.invitations()) == 1
     settle(bot, lambda: _link_dms(bot) == 1)
+    _quiet(bot)
+    assert _link_dms(bot) == 1
 
 
 def test_a_slack_429_on_a_card_update_is_retried_after_retry_after_and_lands(bot: Bot) -> None:
@@ -227,17 +221,22 @@ def test_a_slack_429_on_a_card_update_is_retried_after_retry_after_and_lands(bot
     assert bot.slack.violations == []
 
 
+def _sending_since(bot: Bot, app_id: int, since: datetime) -> None:
+    with bot.runtime.session_factory.begin() as session:
+        session.execute(
+            update(Application).where(Application.id == app_id).values(status="sending", sending_by=RECRUITER, sending_since=since)
+        )
+
+
 def test_a_send_interrupted_between_invite_and_record_is_finished_once(bot: Bot) -> None:
     app_id = new_card(bot)
     # The process died after iMocha created the invitation and before the bot recorded it.
     bot.imocha.invite(email="ada@example.com", name="Ada Lovelace")
-    with bot.runtime.session_factory.begin() as session:
-        session.execute(
-            update(Application)
-            .where(Application.id == app_id)
-            .values(status="sending", sending_by=RECRUITER, sending_since=utcnow() - timedelta(minutes=10))
-        )
     bot.imocha.state.reset_calls()
+    _sending_since(bot, app_id, utcnow())
+    assert bot.runtime.services.assessments.recover_stuck_sends() == 0  # a send in flight is not a stuck one
+    assert bot.imocha.state.count("/invite") == 0
+    _sending_since(bot, app_id, utcnow() - timedelta(minutes=10))
 
     assert bot.runtime.services.assessments.recover_stuck_sends() == 1
     wait_headline(bot, "Assessment sent")
@@ -250,13 +249,3 @@ def test_a_send_interrupted_between_invite_and_record_is_finished_once(bot: Bot)
     assert bot.imocha.state.count("/invite", "POST") == 1
     assert len(bot.imocha.state.invitations()) == 1
     assert _link_dms(bot) == 1
-
-
-def test_a_fresh_send_is_not_taken_for_a_stuck_one(bot: Bot) -> None:
-    app_id = new_card(bot)
-    with bot.runtime.session_factory.begin() as session:
-        session.execute(
-            update(Application).where(Application.id == app_id).values(status="sending", sending_by=RECRUITER, sending_since=utcnow())
-        )
-    assert bot.runtime.services.assessments.recover_stuck_sends() == 0
-    assert bot.imocha.state.count("/invite") == 0
