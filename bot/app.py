@@ -24,6 +24,8 @@ from bot.assessments import Assessments
 from bot.callbacks import CallbackHandler
 from bot.config import Settings
 from bot.crypto import SecretBox, load_secret_box
+from bot.gem import GemClient, GemClients
+from bot.gem_poller import GemPoller
 from bot.home import HomeQueue
 from bot.imocha import ImochaClient
 from bot.intake import Intake
@@ -54,6 +56,7 @@ class Runtime:
     callbacks: CallbackHandler
     scheduler: Any = None
     closers: list[Callable[[], Any]] = field(default_factory=list)
+    gem_poller: GemPoller | None = None
 
     def close(self) -> None:
         for fn in reversed(self.closers):
@@ -70,6 +73,7 @@ def build_runtime(
     box: SecretBox | None = None,
     clock: Callable[[], datetime] = utcnow,
     imocha_transport: httpx.BaseTransport | None = None,
+    gem_transport: httpx.BaseTransport | None = None,
     token_verification: bool = True,
     with_scheduler: bool = False,
     holder_id: str | None = None,
@@ -81,6 +85,10 @@ def build_runtime(
 
     def imocha_factory(key: str) -> ImochaClient:
         return ImochaClient(http, key)
+
+    gem_http = GemClient.build_http(settings.gem_base_url, transport=gem_transport)
+    gem_secret = settings.gem_application_secret.get_secret_value() if settings.gem_application_secret else None
+    gem_clients = GemClients(gem_http, application_secret=gem_secret)
 
     installation_store = None
     if settings.oauth_enabled:
@@ -116,7 +124,7 @@ def build_runtime(
         clock=clock,
         on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
     )
-    workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory)
+    workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients)
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
     services = Services(
         settings=settings,
@@ -151,10 +159,13 @@ def build_runtime(
             session_factory, workspaces, clock, max_workers=8, assessments=services.assessments, after_change=outbox.deliver
         )
         object.__setattr__(services, "poller", poller)
+    gem_poller = GemPoller(
+        session_factory, workspaces, gem_clients, services.intake, clock, deliver=outbox.deliver, user_by_email=gateway.user_by_email
+    )
     if with_scheduler and poller is not None:
-        scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id)
+        scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller)
 
-    closers: list[Callable[[], Any]] = [http.close, engine.dispose, lambda: services.background.shutdown(wait=True)]
+    closers: list[Callable[[], Any]] = [http.close, gem_http.close, engine.dispose, lambda: services.background.shutdown(wait=True)]
     if scheduler is not None:
         closers.append(lambda: scheduler.shutdown(wait=True))
 
@@ -172,7 +183,7 @@ def build_runtime(
         greenhouse_team=default_team_id,
         oauth_enabled=settings.oauth_enabled,
     )
-    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers)
+    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller)
 
 
 def build_bolt(settings: Settings, services: Services, *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
@@ -234,6 +245,8 @@ def build_scheduler(
     session_factory: sessionmaker[Session],
     clock: Callable[[], datetime],
     holder_id: str | None,
+    *,
+    gem_poller: GemPoller | None = None,
 ) -> Any:
     from bot.reminders import Reminders
     from bot.scheduler import Scheduler
@@ -245,6 +258,8 @@ def build_scheduler(
         "reminders": reminders.run,
         "outbox": services.outbox.deliver,
     }
+    if gem_poller is not None:
+        jobs["gem"] = gem_poller.run
     return Scheduler(
         poll_seconds=settings.imocha_poll_seconds,
         jobs=jobs,

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     gem_base_url: str = "https://api.gem.com"
+    # Only for a Gem partner integration, which sends an application secret with each customer's key.
+    gem_application_secret: SecretStr | None = None
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -59,6 +61,7 @@ class Settings(BaseSettings):
         "encryption_key",
         "ats_webhook_secret",
         "greenhouse_webhook_secret",
+        "gem_application_secret",
         mode="before",
     )
     @classmethod

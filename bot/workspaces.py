@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crypto import SecretBox
 from bot.domain import DomainError
+from bot.gem import GemClient
 from bot.imocha import ImochaClient, Test
 from store import repos
 from store.models import Workspace, utcnow
@@ -52,11 +53,13 @@ class Workspaces:
         session_factory: sessionmaker[Session],
         box: SecretBox,
         imocha_factory: Callable[[str], ImochaClient],
+        gem_factory: Callable[[str], GemClient] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self._sf = session_factory
         self._box = box
         self._imocha_factory = imocha_factory
+        self._gem_factory = gem_factory
         self._monotonic = monotonic
         self._tests: dict[str, tuple[float, list[Test]]] = {}
         self._test_locks: dict[str, threading.Lock] = {}
@@ -84,6 +87,12 @@ class Workspaces:
     def check_key(self, api_key: str) -> int:
         """One live iMocha call; returns the number of tests. Raises the client's AuthError on a bad key."""
         return self._imocha_factory(api_key).check_key()
+
+    def check_gem_key(self, api_key: str) -> None:
+        """One live Gem ATS call; raises the Gem client's GemAuthError when Gem refuses the key."""
+        if self._gem_factory is None:
+            raise NotConfigured("Gem ATS intake is not available in this deployment.")
+        self._gem_factory(api_key).check_key()
 
     def save(self, team_id: str, user_id: str, data: SetupInput) -> None:
         """Store already-verified settings; the key is encrypted before it touches the database."""

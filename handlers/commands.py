@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import imocha
+from bot import gem, imocha
 from bot.domain import DomainError
 from bot.intake import valid_email
 from bot.plans import PlanInput
@@ -98,12 +98,29 @@ def register(app: App, services: Services) -> None:
                     ),
                 )
                 return
+        if gem_key:
+            try:
+                services.workspaces.check_gem_key(gem_key)
+            except gem.GemAuthError:
+                client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error="Gem rejected this API key"))
+                log.info("workspace %s: setup by %s refused: Gem rejected the key", team, user)
+                return
+            except (gem.GemError, DomainError) as exc:
+                client.views_update(
+                    view_id=view["id"],
+                    view=blocks.build_setup_modal(
+                        **form, error=f"Gem could not be reached ({exc.__class__.__name__}); nothing was saved. Try again."
+                    ),
+                )
+                return
         services.workspaces.save(
             team, user, SetupInput(api_key=key or None, default_channel_id=channel, validity_days=days or 7, gem_api_key=gem_key or None)
         )
         done = ":white_check_mark: *iMocha is connected.*" + (
             f" {tests} tests are available." if tests is not None else " Settings saved; the key is unchanged."
         )
+        if gem_key:
+            done += "\n:white_check_mark: *Gem is connected:* candidates entering a planned stage in Gem get a card."
         done += "\nNext: `/imocha plan` binds a job's stage to a test."
         client.views_update(view_id=view["id"], view=blocks.build_message_modal("iMocha setup", done))
 
