@@ -126,8 +126,10 @@ class GemPoller:
 
     def run(self) -> None:
         """One cycle of the `gem.poll` job: poll every workspace, then write pending notes back."""
-        self.poll_all()
-        self.write_back()
+        try:
+            self.poll_all()
+        finally:
+            self.write_back()  # results reach Gem even while polling fails
 
     # -- polling -----------------------------------------------------------------------------------
 
@@ -500,6 +502,10 @@ class GemPoller:
             return False
         except PERMANENT as exc:
             self._writeback_failed(row_id, now, attempts, f"{exc.__class__.__name__}: {exc.message}", permanent=True)
+            return False
+        except gem.GemAuthError as exc:
+            error = f"Gem refused the workspace's API key (HTTP {exc.status_code}); an admin can paste a new one in /imocha setup"
+            self._writeback_failed(row_id, now, attempts, error)
             return False
         except gem.GemError as exc:
             self._writeback_failed(row_id, now, attempts, f"{exc.__class__.__name__}: {exc.message}")

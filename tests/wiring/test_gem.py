@@ -134,3 +134,30 @@ def test_a_gem_applicant_is_sent_the_test_and_the_result_goes_back_to_gem_as_one
     [note] = fake_gem.state.notes
     assert note["candidate_id"] == candidate
     assert "Python Developer" in note["body"] and "42 / 50 points (84%)" in note["body"] and "Passed" in note["body"]
+
+
+def test_the_gem_poll_job_runs_through_the_scheduler_wrapper(gem_bot: Bot, fake_gem: FakeGem) -> None:  # noqa: F811
+    from bot.app import build_scheduler
+    from bot.scheduler import GEM
+    from store.models import utcnow
+
+    connect_gem(gem_bot)
+    gem_account(fake_gem.state)
+    runtime = gem_bot.runtime
+    sched = build_scheduler(
+        runtime.settings,
+        runtime.services,
+        runtime.services.poller,
+        runtime.session_factory,
+        utcnow,
+        "replica-a",
+        gem_poller=runtime.gem_poller,
+    )
+    try:
+        assert GEM in {job.id for job in sched.jobs()}
+        assert sched.run(GEM) is True
+    finally:
+        sched.shutdown()
+    assert fake_gem.state.count("GET", "/ats/v0/applications") == 1
+    with runtime.session_factory() as session:
+        assert session.scalar(select(Workspace.gem_checkpoint).where(Workspace.team_id == TEAM)) is not None
