@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from bot.assessments import ActionResult
 from bot.domain import AppStatus, Conflict, DomainError
 from bot.services import Services
 from handlers import blocks, ids, parse
+from handlers.after_ack import after_ack
 from handlers.notify import tell
 
 log = logging.getLogger("handlers.cards")
@@ -31,6 +33,11 @@ def register(app: App, services: Services) -> None:
         team, user = parse.team_id(body, context), parse.user_id(body)
         app_id = parse.int_or_none(action.get("value")) or 0
         channel, ts = _where(body)
+        after_ack(services, "Send", lambda: send_modal(team, user, app_id, channel, ts, body["trigger_id"], client, respond))
+
+    def send_modal(
+        team: str, user: str, app_id: int, channel: str | None, ts: str | None, trigger_id: str, client: WebClient, respond: Respond
+    ) -> None:
         try:
             view = services.assessments.view(team, app_id)
             services.access.require_card_access(team, user, view, channel_id=channel, message_ts=ts)
@@ -42,14 +49,14 @@ def register(app: App, services: Services) -> None:
         except DomainError as exc:
             tell(services, team, user, f":no_entry: {exc}", respond=respond)
             return
-        client.views_open(trigger_id=body["trigger_id"], view=blocks.build_send_modal(view, existing))
+        client.views_open(trigger_id=trigger_id, view=blocks.build_send_modal(view, existing))
 
     app.action(ids.SEND)(open_send_modal)
 
     @app.action(ids.RETRY)
     def retry(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         ack()
-        _act(services, body, action, context, respond, lambda team, app_id, user: services.assessments.send(team, app_id, user))
+        after_ack(services, "Retry", lambda: _act(services, body, action, context, respond, services.assessments.send))
 
     @app.view(ids.SEND_VIEW)
     def send_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
@@ -64,13 +71,17 @@ def register(app: App, services: Services) -> None:
             return
         use = parse.option(view, ids.USE_BLOCK, ids.USE_INPUT)
         mode = {ids.USE_REUSE: "reuse", ids.USE_REATTEMPT: "reattempt"}.get(use[0] if use else "", "new")
+        test_id, test_name = int(test[0]), test[1]
         ack()
+        after_ack(services, "the send modal", functools.partial(send, team, user, app_id, test_id, test_name, mode))
+
+    def send(team: str, user: str, app_id: int, test_id: int, test_name: str, mode: str) -> None:
         try:
             app_view = services.assessments.view(team, app_id)
             services.access.require_card_access(
                 team, user, app_view, channel_id=app_view.card_channel_id if app_view.owner_user_id == user else None
             )
-            result = services.assessments.send(team, app_id, user, test_id=int(test[0]), test_name=test[1], mode=mode)
+            result = services.assessments.send(team, app_id, user, test_id=test_id, test_name=test_name, mode=mode)
         except Conflict as exc:
             log.info("send for application %s by %s ignored: %s", app_id, user, exc)
             return
@@ -91,6 +102,9 @@ def register(app: App, services: Services) -> None:
     @app.action(ids.SHOW_SCORE)
     def show_score(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         ack()
+        after_ack(services, "Show score", lambda: score(body, action, context, respond))
+
+    def score(body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         team, user = parse.team_id(body, context), parse.user_id(body)
         channel, ts = _where(body)
         try:
@@ -110,7 +124,7 @@ def register(app: App, services: Services) -> None:
 def _button(services: Services, fn: Callable[[str, int, str], ActionResult]) -> Callable[..., None]:
     def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         ack()
-        _act(services, body, action, context, respond, fn)
+        after_ack(services, str(action.get("action_id")), lambda: _act(services, body, action, context, respond, fn))
 
     return listener
 

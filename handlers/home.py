@@ -13,6 +13,7 @@ from bot import imocha
 from bot.domain import DomainError
 from bot.services import Services
 from handlers import blocks, ids, parse
+from handlers.after_ack import after_ack
 
 log = logging.getLogger("handlers.home")
 
@@ -36,18 +37,21 @@ def register(app: App, services: Services) -> None:
     def home_opened(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         if event.get("tab", "home") != "home":
             return
-        publish_home(services, client, str(context.team_id), str(event.get("user")))
+        team, user = str(context.team_id), str(event.get("user"))
+        after_ack(services, "app_home_opened", lambda: publish_home(services, client, team, user))
 
     @app.action(ids.HOME_REFRESH)
     def refresh(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
-        publish_home(services, client, parse.team_id(body, context), parse.user_id(body))
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        after_ack(services, "Refresh", lambda: publish_home(services, client, team, user))
 
     @app.action(ids.HOME_MORE)
     def more(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
         page = min(parse.int_or_none(action.get("value")) or 0, 80)
-        publish_home(services, client, parse.team_id(body, context), parse.user_id(body), page=page)
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        after_ack(services, "Show more", lambda: publish_home(services, client, team, user, page=page))
 
     @app.options(ids.TEST_INPUT)
     def test_options(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
