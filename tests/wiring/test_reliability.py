@@ -52,7 +52,7 @@ def _together(n: int, fn: Callable[[], httpx.Response]) -> list[httpx.Response]:
 
 
 def _card_updates_saying(bot: Bot, text: str) -> int:
-    return sum(text in json.dumps(c.body.get("blocks")) for c in bot.slack.calls_to("chat.update") if c.body.get("ok") is None)
+    return sum(text in json.dumps(c.body.get("blocks")) for c in bot.slack.calls_to("chat.update"))
 
 
 def _link_dms(bot: Bot, user: str = RECRUITER) -> int:

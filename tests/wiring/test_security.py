@@ -7,7 +7,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +50,11 @@ REJECTED_KEY = "bogus-SECRETKEY-654321"
 def _applications(bot: Bot) -> int:
     with bot.runtime.session_factory() as session:
         return int(session.scalar(select(func.count()).select_from(Application)) or 0)
+
+
+def _answered(rid: str, text: str) -> Callable[[FakeSlack], bool]:
+    """Whether the response_url `rid` was told something containing `text`."""
+    return lambda fake: any(text in json.dumps(p.body) for p in fake.responses_to(rid))
 
 
 def _everything_sent_to_slack(bot: Bot) -> str:
@@ -210,8 +215,9 @@ def test_guests_and_people_who_cannot_see_the_card_cannot_act_on_it(bot: Bot) ->
     (inv,) = bot.imocha.state.invitations()
     bot.imocha.state.reset_calls()
     for action_id in ("cancel_invitation", "resend_invitation", "show_score"):
-        click(bot, OUTSIDER, action_id, app_id, channel_id="C0GENERAL", rid=f"out-{action_id}")
-        bot.slack.wait_for(lambda s, a=action_id: any("only on cards" in json.dumps(p.body) for p in s.responses_to(f"out-{a}")))
+        rid = f"out-{action_id}"
+        click(bot, OUTSIDER, action_id, app_id, channel_id="C0GENERAL", rid=rid)
+        bot.slack.wait_for(_answered(rid, "only on cards"))
     r = bot.action(OUTSIDER, "cancel_invitation", str(app_id), view={"id": "VHOME", "type": "home"}, response_url=None)
     assert r.status_code == 200
     time.sleep(0.3)
