@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -21,6 +23,10 @@ from store.models import Workspace, utcnow
 log = logging.getLogger("bot.workspaces")
 
 TEST_CACHE_SECONDS = 60.0
+# An options load waits this long for a first test list, then answers "still loading" (Slack allows 3 s).
+PICKER_WAIT_SECONDS = 0.8
+# After a failed list call, the next one waits this long (typing must not turn into calls to iMocha).
+TEST_RETRY_SECONDS = 15.0
 
 
 class NotConfigured(DomainError):
@@ -61,9 +67,11 @@ class Workspaces:
         self._imocha_factory = imocha_factory
         self._gem_factory = gem_factory
         self._monotonic = monotonic
-        self._tests: dict[str, tuple[float, list[Test]]] = {}
-        self._test_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._tests: dict[str, tuple[float, list[Test]]] = {}  # team -> (fresh until, tests), kept when stale
+        self._loads: dict[str, Future[list[Test]]] = {}  # the one list call running per team
+        self._failed: dict[str, tuple[float, Exception]] = {}  # team -> (retry after, error) with nothing cached
+        self._generation: dict[str, int] = {}  # bumped when the key changes: a load started before is dropped
+        self._loads_guard = threading.Lock()
 
     def ensure(self, team_id: str) -> int:
         with self._sf.begin() as session:
@@ -114,7 +122,9 @@ class Workspaces:
                 action="setup",
                 detail="iMocha key replaced" if data.api_key else "defaults changed",
             )
-        self._tests.pop(team_id, None)
+        if data.api_key:
+            self._forget_tests(team_id)
+            self.prefetch_tests(team_id)  # the first options load in the plan modal then comes from the cache
         log.info("workspace %s: setup saved by %s (key %s)", team_id, user_id, "replaced" if data.api_key else "kept")
 
     def imocha(self, team_id: str) -> ImochaClient:
@@ -139,20 +149,82 @@ class Workspaces:
         cached = self._tests.get(team_id)
         if cached and cached[0] > self._monotonic():
             return cached[1]
-        with self._locks_guard:
-            lock = self._test_locks.setdefault(team_id, threading.Lock())
-        with lock:
-            cached = self._tests.get(team_id)
-            if cached and cached[0] > self._monotonic():
-                return cached[1]
-            tests = self.imocha(team_id).list_tests()
-            self._tests[team_id] = (self._monotonic() + TEST_CACHE_SECONDS, tests)
-            return tests
+        return self._load_tests(team_id).result()
+
+    def tests_for_picker(self, team_id: str, *, wait: float = PICKER_WAIT_SECONDS) -> list[Test] | None:
+        """The test list for an options load, which must be answered at once (Slack allows 3 s).
+
+        A stale list is still returned, and one refresh starts behind it: one iMocha call per cache
+        period whatever the typing rate. With no list yet, this waits up to `wait` for the one load
+        and returns None if it is still running; the load's error is raised (and remembered for a while).
+        """
+        cached = self._tests.get(team_id)
+        if cached is not None:
+            if cached[0] <= self._monotonic():
+                self._load_tests(team_id)
+            return cached[1]
+        failed = self._failed.get(team_id)
+        if failed is not None and failed[0] > self._monotonic():
+            raise failed[1]
+        try:
+            return self._load_tests(team_id).result(timeout=wait)
+        except FutureTimeout:
+            return None
+
+    def prefetch_tests(self, team_id: str) -> None:
+        """Start loading the test list unless it is fresh: a modal with the test picker is opening."""
+        cached = self._tests.get(team_id)
+        if cached is None or cached[0] <= self._monotonic():
+            self._load_tests(team_id)
 
     def cached_tests(self, team_id: str) -> list[Test] | None:
         """The cached list even if stale, without calling iMocha (None when never loaded)."""
         cached = self._tests.get(team_id)
         return cached[1] if cached else None
+
+    def _load_tests(self, team_id: str) -> Future[list[Test]]:
+        """The running list call for the team, or a new one on its own thread."""
+        with self._loads_guard:
+            running = self._loads.get(team_id)
+            if running is not None:
+                return running
+            future: Future[list[Test]] = Future()
+            self._loads[team_id] = future
+            generation = self._generation.get(team_id, 0)
+        threading.Thread(target=self._run_load, args=(team_id, future, generation), name=f"tests-{team_id}", daemon=True).start()
+        return future
+
+    def _run_load(self, team_id: str, future: Future[list[Test]], generation: int) -> None:
+        try:
+            tests = self.imocha(team_id).list_tests()
+        except Exception as exc:
+            log.warning("workspace %s: loading the iMocha test list failed: %s", team_id, exc.__class__.__name__)
+            with self._loads_guard:
+                if self._generation.get(team_id, 0) == generation:
+                    retry = self._monotonic() + TEST_RETRY_SECONDS
+                    cached = self._tests.get(team_id)
+                    if cached is not None:
+                        self._tests[team_id] = (retry, cached[1])  # keep serving the stale list; retry later
+                    else:
+                        self._failed[team_id] = (retry, exc)
+                if self._loads.get(team_id) is future:
+                    del self._loads[team_id]
+            future.set_exception(exc)
+            return
+        with self._loads_guard:
+            if self._generation.get(team_id, 0) == generation:
+                self._tests[team_id] = (self._monotonic() + TEST_CACHE_SECONDS, tests)
+                self._failed.pop(team_id, None)
+            if self._loads.get(team_id) is future:
+                del self._loads[team_id]
+        future.set_result(tests)
+
+    def _forget_tests(self, team_id: str) -> None:
+        with self._loads_guard:
+            self._tests.pop(team_id, None)
+            self._failed.pop(team_id, None)
+            self._loads.pop(team_id, None)
+            self._generation[team_id] = self._generation.get(team_id, 0) + 1
 
     def deactivate(self, team_id: str) -> None:
         with self._sf.begin() as session:
@@ -160,7 +232,7 @@ class Workspaces:
             if ws is not None:
                 ws.active = False
                 repos.audit(session, workspace_id=ws.id, actor="slack", action="uninstalled")
-        self._tests.pop(team_id, None)
+        self._forget_tests(team_id)
         log.info("workspace %s: uninstalled or tokens revoked; polling stopped", team_id)
 
     def active_workspaces(self) -> list[tuple[int, str]]:

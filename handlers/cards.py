@@ -49,6 +49,7 @@ def register(app: App, services: Services) -> None:
         except DomainError as exc:
             tell(services, team, user, f":no_entry: {exc}", respond=respond)
             return
+        services.workspaces.prefetch_tests(team)  # the modal's test picker loads its options from the cache
         client.views_open(trigger_id=trigger_id, view=blocks.build_send_modal(view, existing))
 
     app.action(ids.SEND)(open_send_modal)

@@ -276,6 +276,7 @@ def _open_plan(services: Services, team: str, user: str, trigger_id: str, client
     services.access.require_member(team, user)
     if not services.workspaces.settings(team).has_imocha_key:
         raise DomainError("iMocha is not set up yet: an admin can run `/imocha setup` first.")
+    services.workspaces.prefetch_tests(team)  # the modal's test picker loads its options from the cache
     client.views_open(trigger_id=trigger_id, view=blocks.build_plan_modal())
 
 
@@ -283,6 +284,7 @@ def _open_manual_send(services: Services, team: str, user: str, trigger_id: str,
     services.access.require_member(team, user)
     if not services.workspaces.settings(team).has_imocha_key:
         raise DomainError("iMocha is not set up yet: an admin can run `/imocha setup` first.")
+    services.workspaces.prefetch_tests(team)
     client.views_open(trigger_id=trigger_id, view=blocks.build_manual_send_modal())
 
 

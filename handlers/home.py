@@ -58,10 +58,13 @@ def register(app: App, services: Services) -> None:
         team = parse.team_id(body, context)
         query = str(body.get("value") or "").strip().casefold()
         try:
-            tests = services.workspaces.tests(team)
+            tests = services.workspaces.tests_for_picker(team)
         except (imocha.ImochaError, DomainError) as exc:
             log.warning("test list for %s failed: %s", team, exc.__class__.__name__)
             ack(options=[{"text": blocks.plain("Couldn't load tests from iMocha; try again", 75), "value": "unavailable"}])
+            return
+        if tests is None:
+            ack(options=[{"text": blocks.plain("Still loading tests from iMocha… type another letter", 75), "value": "loading"}])
             return
         matches = [t for t in tests if query in t.name.casefold() or query == str(t.test_id)][:100]
         ack(options=[{"text": blocks.plain(blocks.clip(t.name, 75), 75), "value": str(t.test_id)} for t in matches])

@@ -1,0 +1,113 @@
+"""The iMocha test list behind the test picker: served from the cache, one list call per period, never a long wait."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine
+
+from bot.crypto import SecretBox
+from bot.imocha import ImochaConnectionError, Test
+from bot.workspaces import TEST_CACHE_SECONDS, TEST_RETRY_SECONDS, SetupInput, Workspaces
+from store.db import make_session_factory
+from store.models import Workspace
+
+TEAM = "T1"
+PYTHON = Test(test_id=1001, name="Python Developer")
+
+
+class SlowImocha:
+    """Stands in for the iMocha client: `list_tests` waits for `gate` and counts its calls."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.calls = 0
+        self.gate = threading.Event()
+        self.fail = fail
+        self._lock = threading.Lock()
+
+    def list_tests(self) -> list[Test]:
+        with self._lock:
+            self.calls += 1
+        self.gate.wait(10)
+        if self.fail:
+            raise ImochaConnectionError("iMocha could not be reached")
+        return [PYTHON]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world(engine: Engine) -> Any:
+    box = SecretBox(Fernet.generate_key())
+    sf = make_session_factory(engine)
+    with sf.begin() as session:
+        session.add(Workspace(team_id=TEAM, imocha_key_enc=box.encrypt("sandbox-key"), active=True))
+    imocha = SlowImocha()
+    clock = Clock()
+    workspaces = Workspaces(session_factory=sf, box=box, imocha_factory=lambda key: imocha, monotonic=clock)  # type: ignore[arg-type,return-value]
+    return workspaces, imocha, clock
+
+
+def _loaded(workspaces: Workspaces, imocha: SlowImocha) -> None:
+    imocha.gate.set()
+    assert workspaces.tests(TEAM) == [PYTHON]  # joins the running load
+
+
+def test_a_first_options_load_says_still_loading_when_imocha_is_slow_and_one_call_serves_every_keystroke(world: Any) -> None:
+    workspaces, imocha, _clock = world
+
+    answers = [workspaces.tests_for_picker(TEAM, wait=0.01) for _ in range(20)]
+
+    assert answers == [None] * 20
+    _loaded(workspaces, imocha)
+    assert workspaces.tests_for_picker(TEAM, wait=0.01) == [PYTHON]
+    assert imocha.calls == 1
+
+
+def test_a_stale_test_list_is_still_served_while_one_refresh_runs_behind_it(world: Any) -> None:
+    workspaces, imocha, clock = world
+    _loaded(workspaces, imocha)
+    imocha.gate.clear()
+    clock.now += TEST_CACHE_SECONDS + 1
+
+    answers = [workspaces.tests_for_picker(TEAM, wait=0.01) for _ in range(50)]
+
+    assert answers == [[PYTHON]] * 50  # answered while the refresh is held up
+    _loaded(workspaces, imocha)
+    assert [workspaces.tests_for_picker(TEAM) for _ in range(50)] == [[PYTHON]] * 50
+    assert imocha.calls == 2  # one refresh; fresh again, the next call is one cache period away
+
+
+def test_a_failed_first_load_is_reported_and_not_retried_on_every_keystroke(world: Any) -> None:
+    workspaces, imocha, clock = world
+    imocha.fail = True
+    imocha.gate.set()
+
+    for _ in range(10):
+        with pytest.raises(ImochaConnectionError):
+            workspaces.tests_for_picker(TEAM, wait=5)
+    assert imocha.calls == 1
+
+    clock.now += TEST_RETRY_SECONDS + 1
+    imocha.fail = False
+    assert workspaces.tests_for_picker(TEAM, wait=5) == [PYTHON]
+    assert imocha.calls == 2
+
+
+def test_a_new_key_drops_the_cached_list_and_starts_loading_the_new_one(world: Any) -> None:
+    workspaces, imocha, _clock = world
+    _loaded(workspaces, imocha)
+
+    workspaces.save(TEAM, "UADMIN", SetupInput(api_key="sandbox-other-key", default_channel_id=None, validity_days=7))
+
+    assert workspaces.tests(TEAM) == [PYTHON]
+    assert imocha.calls == 2
