@@ -318,14 +318,6 @@ def test_the_same_application_seen_again_creates_nothing_new(world: World) -> No
         assert session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "card")) == 1
 
 
-def test_the_first_sync_records_stages_without_cards(world: World) -> None:
-    world.add_applicant(stage="iMocha assessment")  # already there when Gem was connected
-    first_sync(world)
-    stats = world.poller.poll_workspace(world.workspace_id)
-    assert stats.ok and stats.moved == 0
-    assert world.applications() == []
-
-
 def test_a_move_missed_by_the_incremental_window_is_caught_by_the_full_scan(world: World) -> None:
     app_id = world.add_applicant()
     first_sync(world)
@@ -388,8 +380,9 @@ def test_a_stage_chosen_by_id_takes_the_jobs_plan(world: World) -> None:
     assert (app.stage_name, app.test_name) == ("iMocha assessment", "Python Developer")
 
 
-def test_a_move_into_an_unplanned_stage_creates_nothing_and_reads_no_candidate(world: World) -> None:
-    app_id = world.add_applicant()
+def test_no_card_for_the_first_sync_or_a_move_into_an_unplanned_stage(world: World) -> None:
+    world.add_applicant(stage="iMocha assessment")  # already there when Gem was connected: the first sync records it
+    app_id = world.add_applicant(first="Grace", emails=[("grace@example.com", True)])
     first_sync(world)
     world.gem.move(app_id, "Onsite")
     stats = world.poller.poll_workspace(world.workspace_id)
