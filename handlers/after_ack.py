@@ -10,7 +10,7 @@ from bot.services import Services
 log = logging.getLogger("handlers")
 
 
-def after_ack(services: Services, what: str, work: Callable[[], None]) -> None:
+def after_ack(services: Services, what: str, work: Callable[[], object]) -> None:
     """Run `work` on the work pool, so that Bolt's listener threads only parse and acknowledge.
 
     Bolt runs every listener on one bounded pool, and the HTTP thread waits for `ack()` there: work that

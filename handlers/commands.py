@@ -15,6 +15,7 @@ from bot.plans import PlanInput
 from bot.services import Services
 from bot.workspaces import SetupInput
 from handlers import blocks, ids, parse
+from handlers.after_ack import after_ack
 from handlers.notify import tell
 
 log = logging.getLogger("handlers.commands")
@@ -199,7 +200,8 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={ids.EMAIL_BLOCK: str(exc)[:1900]})
             return
         ack(response_action="update", view=blocks.build_send_modal(app_view, existing))
-        services.outbox.deliver(application_id=result.application_id)
+        application_id = result.application_id
+        after_ack(services, "the manual send modal", lambda: services.outbox.deliver(application_id=application_id))
 
     @app.action(ids.PLAN_EDIT)
     def plan_edit(
@@ -211,6 +213,7 @@ def register(app: App, services: Services) -> None:
 
         def run() -> None:
             plan = services.plans.get(team, plan_id or 0)
+            services.workspaces.prefetch_tests(team)
             client.views_open(trigger_id=body["trigger_id"], view=blocks.build_plan_modal(plan=plan))
 
         _guarded(services, team, user, respond, run)
@@ -251,11 +254,15 @@ def register(app: App, services: Services) -> None:
 
 
 def _guarded(services: Services, team: str, user: str, respond: Respond | None, fn: Any) -> None:
-    """Run work after the ack; a DomainError becomes a private answer to the user."""
-    try:
-        fn()
-    except DomainError as exc:
-        tell(services, team, user, f":no_entry: {exc}", respond=respond)
+    """Run work after the ack, on the work pool; a DomainError becomes a private answer to the user."""
+
+    def run() -> None:
+        try:
+            fn()
+        except DomainError as exc:
+            tell(services, team, user, f":no_entry: {exc}", respond=respond)
+
+    after_ack(services, "/imocha", run)
 
 
 def _open_setup(services: Services, team: str, user: str, trigger_id: str, client: WebClient) -> None:
