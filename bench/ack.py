@@ -38,8 +38,10 @@ from common import (
     Result,
     Seeded,
     backend,
+    cpu_seconds,
     fresh_database,
     line,
+    load_average,
     machine,
     profiling,
     seed_applications,
@@ -151,15 +153,27 @@ def report_burst(label: str, results: Sequence[Result], *, per_kind: bool = True
 
 
 def run_bursts(
-    urls: str | Sequence[str], fakes: Fakes, loader: Loader, clickable: Seeded, per_burst: list[Seeded], args: argparse.Namespace
+    urls: str | Sequence[str],
+    fakes: Fakes,
+    loader: Loader,
+    clickable: Seeded,
+    per_burst: list[Seeded],
+    args: argparse.Namespace,
+    pids: Sequence[int] = (),
 ) -> list[Result]:
     rng = random.Random(6)
     everything: list[Result] = []
     for b, mine in enumerate(per_burst):
         requests = build_burst(fakes, clickable, mine, MIX, rng)
+        cpu = [cpu_seconds(pid) for pid in pids]
         results = loader.burst(urls, requests)
+        used = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu, strict=True)]
         everything += results
         report_burst(f"burst {b + 1} ({len(requests)})", results, per_kind=args.per_kind)
+        if used:
+            print(
+                f"  bot CPU while the burst was answered: {' + '.join(f'{u * 1000:.0f}' for u in used)} ms; load average {load_average()}"
+            )
         time.sleep(args.pause)
     return everything
 
@@ -233,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         fakes.slow_down()
         print(f"bot pid {bot.pid}; fake Slack {fakes.slack_latency * 1000:g} ms, fake iMocha {fakes.imocha_latency * 1000:g} ms\n")
         with profiling(bot.pid, args.py_spy):
-            everything = run_bursts(bot.url, fakes, loader, clickable, per_burst, args)
+            everything = run_bursts(bot.url, fakes, loader, clickable, per_burst, args, pids=[bot.pid])
         s = summary(r.seconds for r in everything)
         bad = sum(1 for r in everything if not 200 <= r.status < 300)
         print(
