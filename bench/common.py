@@ -39,6 +39,7 @@ SECRET = "bench-signing-secret"
 ATS_SECRET = "bench-ats-secret"
 ADMIN = "UADMIN"
 CHANNEL = "CHIRING"
+OTHER_CHANNEL = "COTHER"  # a hiring channel the recruiters are not in
 USERS = [f"UREC{i:03d}" for i in range(40)]  # recruiters, all members of CHANNEL
 IMOCHA_KEY = "sandbox-test-key"
 TEST_ID = 1001
@@ -83,6 +84,7 @@ class Fakes:
         for user in USERS:
             self.slack.add_user(user, team_id=TEAM, email=f"{user.lower()}@example.com")
         self.slack.add_channel(CHANNEL, team_id=TEAM, name="hiring", members=[ADMIN, *USERS])
+        self.slack.add_channel(OTHER_CHANNEL, team_id=TEAM, name="hiring-elsewhere", members=[ADMIN])
         self.slack_latency = slack_latency
         self.imocha_latency = imocha_latency
 
@@ -109,13 +111,10 @@ def _rss_mb() -> tuple[float, float]:
     return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
-    logging.basicConfig(level=logging.WARNING, format="bot[%(process)d] %(levelname)s %(name)s: %(message)s")
-    from bot.app import build_runtime
+def bot_settings(options: dict[str, Any]) -> Any:
     from bot.config import load_settings
-    from bot.serving import ServerThread
 
-    settings = load_settings(
+    return load_settings(
         _env_file=None,
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SECRET,
@@ -127,7 +126,14 @@ def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
         imocha_poll_seconds=60,
         public_url=None,
     )
-    runtime = build_runtime(settings, holder_id=options.get("holder_id"))
+
+
+def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
+    logging.basicConfig(level=logging.WARNING, format="bot[%(process)d] %(levelname)s %(name)s: %(message)s")
+    from bot.app import build_runtime
+    from bot.serving import ServerThread
+
+    runtime = build_runtime(bot_settings(options), holder_id=options.get("holder_id"))
     server = ServerThread(runtime.web, lifespan="on").start()
     conn.send({"url": server.url, "pid": os.getpid(), "rss": _rss_mb()})
     while True:
@@ -158,18 +164,22 @@ def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
             conn.send(exc)
 
 
+def bot_options(fakes: Fakes, database_url: str, encryption_key: str, *, holder_id: str | None = None) -> dict[str, Any]:
+    return {
+        "slack_api_url": fakes.slack.api_url,
+        "imocha_url": fakes.imocha.url,
+        "database_url": database_url,
+        "encryption_key": encryption_key,
+        "holder_id": holder_id,
+    }
+
+
 class BotProcess:
     """The real bot in HTTP mode, in its own process; `ask()` sends it a control command."""
 
     def __init__(self, *, fakes: Fakes, database_url: str, encryption_key: str, holder_id: str | None = None):
         self._conn, child = SPAWN.Pipe()
-        options = {
-            "slack_api_url": fakes.slack.api_url,
-            "imocha_url": fakes.imocha.url,
-            "database_url": database_url,
-            "encryption_key": encryption_key,
-            "holder_id": holder_id,
-        }
+        options = bot_options(fakes, database_url, encryption_key, holder_id=holder_id)
         self.process = SPAWN.Process(target=_serve_bot, args=(child, options), daemon=True)
         self.process.start()
         deadline = time.monotonic() + 60
@@ -205,10 +215,19 @@ class BotProcess:
 
 
 def fresh_database(url: str) -> None:
-    """Drop and recreate every table (use a scratch database)."""
+    """Drop and recreate every table (use a scratch database); a missing PostgreSQL database is created."""
+    from sqlalchemy import make_url, text
+
     from store.db import make_engine
     from store.models import Base
 
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        admin = make_engine(str(parsed.set(database="postgres").render_as_string(hide_password=False)), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+        admin.dispose()
     engine = make_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
@@ -257,6 +276,7 @@ def seed_applications(
     start_at: int = 0,
     cards: bool = True,
     imocha_invitations: bool = True,
+    channel: str = CHANNEL,
 ) -> Seeded:
     """Bulk-insert applications through `store.models` (one `executemany` per table).
 
@@ -362,8 +382,8 @@ def seed_applications(
         if cards:
             rows = []
             for n in n_ids:
-                ts = fakes.slack.add_message(CHANNEL, text="card", user="UBOT") if fakes is not None else f"1700000000.{n:06d}"
-                rows.append({"application_id": base_app + n, "channel_id": CHANNEL, "ts": ts, "in_dm": False})
+                ts = fakes.slack.add_message(channel, text="card", user="UBOT") if fakes is not None else f"1700000000.{n:06d}"
+                rows.append({"application_id": base_app + n, "channel_id": channel, "ts": ts, "in_dm": False})
             session.execute(insert(SlackCard), rows)
     engine.dispose()
     ids = [base_app + n for n in n_ids]
