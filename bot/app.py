@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -189,9 +190,16 @@ def build_runtime(
 def build_bolt(settings: Settings, services: Services, *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
     from handlers import register_all
 
+    # Bolt's client only opens, updates and publishes views (idempotent), so a 5xx or 429 is retried
+    # once: an unretried views.publish left App Home stale with nobody told.
     client = WebClient(
         base_url=settings.slack_api_url,
         token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token and installation_store is None else None,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=1),
+            ServerErrorRetryHandler(max_retry_count=1),
+            RateLimitErrorRetryHandler(max_retry_count=1),
+        ],
     )
     common: dict[str, Any] = {
         "signing_secret": settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "socket-mode",
