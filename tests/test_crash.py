@@ -1,0 +1,306 @@
+"""SIGKILL the real `imocha-bot run` process mid-send and mid-poll: after a restart nothing is lost or doubled.
+
+The bot runs as a subprocess on a SQLite file and on a private PostgreSQL database, against the fake
+Slack and a fake iMocha made slow, so the kill lands while the call is in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import make_url, text
+
+from bot.app import Runtime, build_runtime
+from bot.assessments import LOCK_SECONDS
+from bot.config import load_settings
+from bot.serving import free_port
+from store.db import make_engine
+from store.models import utcnow
+from tests.conftest import PG_URL
+from tests.fakes import slack_requests as sr
+from tests.fakes.imocha import FakeImocha, fake_imocha  # noqa: F401 (fixture)
+from tests.fakes.slack import FakeSlack, Message
+from tests.wiring.conftest import ADMIN, CHANNEL, RECRUITER, TEAM, ats_event, create_plan, setup_workspace
+from tests.wiring.helpers import app_id_of, headline, submit_send
+
+TOKEN = "xoxb-crash-token"
+SECRET = "crash-signing-secret"
+ATS_SECRET = "crash-ats-secret"
+
+
+@dataclass
+class ProcBot:
+    """The subprocess seen through Slack: what tests.wiring.helpers needs of a `Bot`, minus the runtime."""
+
+    url: str
+    slack: FakeSlack
+    imocha: FakeImocha
+    sender: sr.SlackSender
+
+    def command(self, user: str, text: str, **kw: Any) -> httpx.Response:
+        return self.sender.command(team_id=TEAM, user_id=user, text=text, response_url=self.slack.response_url(user), **kw)
+
+    def submit(self, user: str, callback_id: str, values: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
+        return self.sender.submit(team_id=TEAM, user_id=user, callback_id=callback_id, values=values or {}, **kw)
+
+    def ats(self, payload: dict[str, Any]) -> httpx.Response:
+        import hashlib
+        import hmac
+
+        raw = json.dumps(payload).encode()
+        sig = "sha256=" + hmac.new(ATS_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        return httpx.post(f"{self.url}/webhooks/ats", content=raw, headers={"X-Signature": sig, "Content-Type": "application/json"})
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        fake.add_team(TEAM, TOKEN)
+        fake.add_user(ADMIN, team_id=TEAM, email="admin@example.com", is_admin=True)
+        fake.add_user(RECRUITER, team_id=TEAM, email="rita@example.com")
+        fake.add_channel(CHANNEL, team_id=TEAM, name="hiring-backend", members=[ADMIN, RECRUITER])
+        yield fake
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for the bot's database: a SQLite file, or a private PostgreSQL database (created, upgraded, dropped)."""
+    if request.param == "sqlite":
+        yield {"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
+        return
+    name = f"imocha_crash_{os.getpid()}"
+    try:
+        admin = make_engine(PG_URL, pool_size=1, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable: {exc.__class__.__name__}", pytrace=False)
+        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {exc.__class__.__name__}")
+    env = {
+        "DATABASE_URL": make_url(PG_URL).set(database=name).render_as_string(hide_password=False),
+        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "db", "upgrade"], cwd=tmp_path, env=_env(env), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        yield env
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMOCHA_", "DATABASE_", "ENCRYPTION_", "ATS_"))}
+    env.update(extra)
+    return env
+
+
+def start_bot(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, database: dict[str, str]) -> tuple[subprocess.Popen[str], ProcBot]:
+    port = free_port()
+    env = _env(
+        {
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "IMOCHA_BASE_URL": imocha.url,
+            "IMOCHA_POLL_SECONDS": "1",
+            "ATS_WEBHOOK_SECRET": ATS_SECRET,
+            "LOG_FORMAT": "json",
+            **database,
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"bot exited early: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, ProcBot(url, slack, imocha, sr.SlackSender(url, SECRET))
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("bot did not become healthy")
+
+
+def sigkill(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    if proc.stderr:
+        proc.stderr.close()
+
+
+def sigterm(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return err
+
+
+def in_process_runtime(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, database: dict[str, str], *, ahead: float = 0) -> Runtime:
+    """A replica in this process on the bot's database (its jobs run by hand), its clock `ahead` seconds on."""
+    settings = load_settings(
+        _env_file=None,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.api_url,
+        imocha_base_url=imocha.url,
+        database_url=database["DATABASE_URL"],
+        encryption_key=database.get("ENCRYPTION_KEY"),
+        imocha_poll_seconds=1,
+    )
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # a SQLite database's key file sits next to it; relative paths resolve like the subprocess's
+    try:
+        return build_runtime(settings, clock=lambda: utcnow() + timedelta(seconds=ahead))
+    finally:
+        os.chdir(cwd)
+
+
+def poll_once(runtime: Runtime) -> None:
+    """One poll cycle, once the second turned (iMocha's windows take whole seconds), then deliver."""
+    time.sleep(1.02 - time.time() % 1)
+    stats = runtime.services.poller.poll_all()  # type: ignore[attr-defined]
+    assert all(s.ok for s in stats), stats
+    runtime.services.outbox.deliver()
+
+
+def cards(slack: FakeSlack) -> list[Message]:
+    return [m for m in slack.messages(CHANNEL) if m.thread_ts is None]
+
+
+def thread_texts(slack: FakeSlack) -> list[str]:
+    found = cards(slack)
+    return [m.text or "" for m in slack.thread(CHANNEL, found[0].ts)] if found else []
+
+
+def link_dms(slack: FakeSlack) -> int:
+    return sum("Test link" in json.dumps(m.blocks) for m in slack.dms_to(RECRUITER))
+
+
+def assert_nothing_posted_twice(slack: FakeSlack) -> None:
+    for channel in (CHANNEL, "D" + RECRUITER):
+        seen = [(m.thread_ts, m.text, json.dumps(m.blocks)) for m in slack.messages(channel)]
+        assert len(seen) == len(set(seen)), f"a message was posted twice in {channel}: {[m.text for m in slack.messages(channel)]}"
+
+
+def wait(predicate: Any, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.05)
+
+
+def test_sigkill_mid_send_and_mid_poll_loses_and_doubles_nothing(
+    tmp_path: Path,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,  # noqa: F811
+    database: dict[str, str],
+) -> None:
+    imocha = fake_imocha.state
+    proc, bot = start_bot(tmp_path, slack, fake_imocha, database)
+    try:
+        setup_workspace(bot)  # type: ignore[arg-type]
+        assert create_plan(bot).status_code == 200  # type: ignore[arg-type]
+        assert bot.ats(ats_event("app-42", event_id="evt-crash")).status_code == 202
+        wait(lambda: len(cards(slack)) == 1, 10, "the card was not posted")
+        app_id = app_id_of(cards(slack)[0])
+
+        # 1. SIGKILL while iMocha's invite is in flight
+        imocha.latency = 1.5
+        assert submit_send(bot, app_id).status_code == 200  # type: ignore[arg-type]
+        wait(lambda: imocha.count("/invite", "POST") >= 1, 10, "the bot never called invite")
+        time.sleep(0.2)
+    finally:
+        sigkill(proc)
+        bot.sender.close()
+    imocha.latency = 0.0
+    time.sleep(1.6)  # the fake finishes the orphaned request (iMocha did the work; the bot never heard)
+    assert "Assessment sent" not in headline(cards(slack)[0])
+    assert link_dms(slack) == 0
+
+    # restart on the same database; the sweep (run here in-process, as if LOCK_SECONDS had passed) finishes the send
+    proc, bot = start_bot(tmp_path, slack, fake_imocha, database)
+    runtime = in_process_runtime(tmp_path, slack, fake_imocha, database, ahead=LOCK_SECONDS + 5)
+    try:
+        runtime.services.poller.sweep()  # type: ignore[attr-defined]
+        runtime.services.poller.sweep()  # type: ignore[attr-defined]  # a second sweep (another replica) finds nothing
+        deadline = time.monotonic() + 10
+        while not ("Assessment sent" in headline(cards(slack)[0]) and link_dms(slack) == 1):
+            assert time.monotonic() < deadline, [headline(c) for c in cards(slack)]
+            runtime.services.outbox.deliver()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        runtime.services.outbox.deliver()
+    finally:
+        runtime.close()
+    assert len(imocha.invitations()) == 1
+    assert len(cards(slack)) == 1
+    assert "Assessment sent" in headline(cards(slack)[0])
+    assert sum("Assessment sent" in json.dumps(c.body.get("blocks")) for c in slack.calls_to("chat.update")) == 1
+    assert link_dms(slack) == 1
+    assert sum("sent Python Developer" in t for t in thread_texts(slack)) == 1
+
+    # 2. SIGKILL mid poll cycle: the candidate finished; the bot is killed while it reads the report
+    try:
+        inv_id = imocha.invitations()[0].id
+        imocha.reset_calls()
+        imocha.latency = 0.4
+        imocha.complete(inv_id, points=42)
+        wait(lambda: imocha.count("/reports/") >= 1, 15, "the poll never read the report")
+        time.sleep(0.1)
+    finally:
+        sigkill(proc)
+        bot.sender.close()
+    imocha.latency = 0.0
+    time.sleep(0.5)
+    assert "needs review" not in headline(cards(slack)[0])
+
+    # restart; the dead process's poll lease keeps the new one's scheduler off the poll for a while,
+    # so a replica in this process polls (the restarted process delivers the outbox alongside it)
+    proc, bot = start_bot(tmp_path, slack, fake_imocha, database)
+    runtime = in_process_runtime(tmp_path, slack, fake_imocha, database)
+    try:
+        poll_once(runtime)
+        wait(lambda: any("completed" in t for t in thread_texts(slack)), 10, "the completion was never posted")
+        wait(lambda: "needs review" in headline(cards(slack)[0]), 10, "the card never said needs review")
+        poll_once(runtime)  # a second cycle over the overlapping window: nothing new
+        time.sleep(1.0)
+        runtime.services.outbox.deliver()
+    finally:
+        runtime.close()
+        err = sigterm(proc)
+        bot.sender.close()
+    assert "Traceback" not in err
+    assert sum("completed" in t for t in thread_texts(slack)) == 1
+    assert len(cards(slack)) == 1
+    assert len(imocha.invitations()) == 1
+    assert_nothing_posted_twice(slack)
+    assert slack.violations == []
