@@ -13,7 +13,7 @@ from bot.domain import DomainError
 from bot.intake import valid_email
 from bot.plans import PlanInput
 from bot.services import Services
-from bot.workspaces import SetupInput
+from bot.workspaces import SetupInput, WorkspaceSettings
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
 from handlers.notify import tell
@@ -76,54 +76,11 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={ids.KEY_BLOCK: "Only Slack workspace admins and owners can change the iMocha setup."})
             return
         ack(response_action="update", view=blocks.build_message_modal("iMocha setup", ":hourglass_flowing_sand: Checking the key…"))
-        channel = parse.value(view, ids.DEFAULT_CHANNEL_BLOCK, ids.DEFAULT_CHANNEL_INPUT)
-        form = {
-            "has_key": current.has_imocha_key,
-            "default_channel": channel,
-            "validity_days": days or 7,
-            "has_gem_key": current.has_gem_key,
-        }
-        tests: int | None = None
-        if key:
-            try:
-                tests = services.workspaces.check_key(key)
-            except imocha.AuthError:
-                client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error="iMocha rejected this API key"))
-                log.info("workspace %s: setup by %s refused: iMocha rejected the key", team, user)
-                return
-            except imocha.ImochaError as exc:
-                client.views_update(
-                    view_id=view["id"],
-                    view=blocks.build_setup_modal(
-                        **form, error=f"iMocha could not be reached ({exc.__class__.__name__}); nothing was saved. Try again."
-                    ),
-                )
-                return
-        if gem_key:
-            try:
-                services.workspaces.check_gem_key(gem_key)
-            except gem.GemAuthError:
-                client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error="Gem rejected this API key"))
-                log.info("workspace %s: setup by %s refused: Gem rejected the key", team, user)
-                return
-            except (gem.GemError, DomainError) as exc:
-                client.views_update(
-                    view_id=view["id"],
-                    view=blocks.build_setup_modal(
-                        **form, error=f"Gem could not be reached ({exc.__class__.__name__}); nothing was saved. Try again."
-                    ),
-                )
-                return
-        services.workspaces.save(
-            team, user, SetupInput(api_key=key or None, default_channel_id=channel, validity_days=days or 7, gem_api_key=gem_key or None)
+        after_ack(
+            services,
+            "the setup modal",
+            lambda: _finish_setup(services, client, view, team, user, current, key=key, gem_key=gem_key, days=days),
         )
-        done = ":white_check_mark: *iMocha is connected.*" + (
-            f" {tests} tests are available." if tests is not None else " Settings saved; the key is unchanged."
-        )
-        if gem_key:
-            done += "\n:white_check_mark: *Gem is connected:* candidates entering a planned stage in Gem get a card."
-        done += "\nNext: `/imocha plan` binds a job's stage to a test."
-        client.views_update(view_id=view["id"], view=blocks.build_message_modal("iMocha setup", done))
 
     @app.view(ids.PLAN_VIEW)
     def plan_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
@@ -251,6 +208,69 @@ def register(app: App, services: Services) -> None:
         ack()
         team, user = parse.team_id(body, context), parse.user_id(body)
         _guarded(services, team, user, respond, lambda: _open_plan(services, team, user, body["trigger_id"], client))
+
+
+def _finish_setup(
+    services: Services,
+    client: WebClient,
+    view: dict[str, Any],
+    team: str,
+    user: str,
+    current: WorkspaceSettings,
+    *,
+    key: str,
+    gem_key: str,
+    days: int | None,
+) -> None:
+    """Check the keys with iMocha (and Gem), save, and show the outcome in the modal (after the ack)."""
+    channel = parse.value(view, ids.DEFAULT_CHANNEL_BLOCK, ids.DEFAULT_CHANNEL_INPUT)
+    form = {
+        "has_key": current.has_imocha_key,
+        "default_channel": channel,
+        "validity_days": days or 7,
+        "has_gem_key": current.has_gem_key,
+    }
+    tests: int | None = None
+    if key:
+        try:
+            tests = services.workspaces.check_key(key)
+        except imocha.AuthError:
+            client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error="iMocha rejected this API key"))
+            log.info("workspace %s: setup by %s refused: iMocha rejected the key", team, user)
+            return
+        except imocha.ImochaError as exc:
+            client.views_update(
+                view_id=view["id"],
+                view=blocks.build_setup_modal(
+                    **form, error=f"iMocha could not be reached ({exc.__class__.__name__}); nothing was saved. Try again."
+                ),
+            )
+            return
+    if gem_key:
+        try:
+            services.workspaces.check_gem_key(gem_key)
+        except gem.GemAuthError:
+            client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error="Gem rejected this API key"))
+            log.info("workspace %s: setup by %s refused: Gem rejected the key", team, user)
+            return
+        except (gem.GemError, DomainError) as exc:
+            client.views_update(
+                view_id=view["id"],
+                view=blocks.build_setup_modal(
+                    **form, error=f"Gem could not be reached ({exc.__class__.__name__}); nothing was saved. Try again."
+                ),
+            )
+            return
+    services.workspaces.save(
+        team, user, SetupInput(api_key=key or None, default_channel_id=channel, validity_days=days or 7, gem_api_key=gem_key or None)
+    )
+    done = ":white_check_mark: *iMocha is connected.*" + (
+        f" {tests} tests are available." if tests is not None else " Settings saved; the key is unchanged."
+    )
+    if gem_key:
+        done += "\n:white_check_mark: *Gem is connected:* candidates entering a planned stage in Gem get a card."
+    done += "\nNext: `/imocha plan` binds a job's stage to a test."
+    client.views_update(view_id=view["id"], view=blocks.build_message_modal("iMocha setup", done))
 
 
 def _guarded(services: Services, team: str, user: str, respond: Respond | None, fn: Any) -> None:

@@ -74,13 +74,19 @@ def register(app: App, services: Services) -> None:
 
     @app.event("app_uninstalled")
     def uninstalled(context: BoltContext) -> None:
-        services.workspaces.deactivate(str(context.team_id))
-        if revocation is not None:
-            revocation.handle_app_uninstalled_events(context)
+        def forget() -> None:
+            services.workspaces.deactivate(str(context.team_id))
+            if revocation is not None:
+                revocation.handle_app_uninstalled_events(context)
+
+        after_ack(services, "app_uninstalled", forget)
 
     @app.event("tokens_revoked")
     def revoked(event: dict[str, Any], context: BoltContext) -> None:
-        if (event.get("tokens") or {}).get("bot"):
-            services.workspaces.deactivate(str(context.team_id))
-        if revocation is not None:
-            revocation.handle_tokens_revoked_events(event, context)
+        def forget() -> None:
+            if (event.get("tokens") or {}).get("bot"):
+                services.workspaces.deactivate(str(context.team_id))
+            if revocation is not None:
+                revocation.handle_tokens_revoked_events(event, context)
+
+        after_ack(services, "tokens_revoked", forget)
