@@ -205,7 +205,10 @@ def build_bolt(settings: Settings, services: Services, *, installation_store: An
         "signing_secret": settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "socket-mode",
         "client": client,
         "listener_executor": ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
-        "process_before_response": False,
+        # Listeners run on the request's own thread and Bolt answers when they return: each one acks and
+        # hands anything slow to services.background (handlers/after_ack.py). Bolt's other mode runs them
+        # on listener_executor and polls for the ack every 10 ms: a thread hop, 10 ms and 0.8 ms of CPU more.
+        "process_before_response": True,
         "request_verification_enabled": not settings.socket_mode,
         "raise_error_for_unhandled_request": False,
     }
