@@ -284,7 +284,7 @@ def seed_applications(
     on invitations iMocha knows); with `cards`, each application has a card in the hiring channel and
     the fake Slack holds the card message, so `chat.update` finds it.
     """
-    from sqlalchemy import func, insert, select
+    from sqlalchemy import func, insert, select, text
 
     from store.db import make_engine, make_session_factory
     from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, SlackCard
@@ -385,6 +385,9 @@ def seed_applications(
                 ts = fakes.slack.add_message(channel, text="card", user="UBOT") if fakes is not None else f"1700000000.{n:06d}"
                 rows.append({"application_id": base_app + n, "channel_id": channel, "ts": ts, "in_dm": False})
             session.execute(insert(SlackCard), rows)
+        if engine.dialect.name == "postgresql":  # explicit ids do not move PostgreSQL's sequences
+            for table in ("candidates", "invitations", "applications"):
+                session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
     engine.dispose()
     ids = [base_app + n for n in n_ids]
     return Seeded(ids[:needs_sending], ids[needs_sending : needs_sending + sent], ids[needs_sending + sent :])
