@@ -30,6 +30,7 @@ from bot.gem_poller import GemPoller
 from bot.home import HomeQueue
 from bot.imocha import ImochaClient
 from bot.intake import Intake
+from bot.logs import ContextExecutor
 from bot.outbox import SlackOutbox
 from bot.plans import Plans
 from bot.services import Services
@@ -139,7 +140,7 @@ def build_runtime(
         gateway=gateway,
         access=access,
         home=HomeQueue(session_factory=session_factory, access=access),
-        background=ThreadPoolExecutor(max_workers=8, thread_name_prefix="bg"),
+        background=ContextExecutor(max_workers=16, thread_name_prefix="bg"),
     )
     callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
 

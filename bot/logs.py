@@ -7,7 +7,12 @@ import json
 import logging
 import sys
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -16,6 +21,14 @@ def new_request_id(prefix: str = "req") -> str:
     value = f"{prefix}-{uuid.uuid4().hex[:10]}"
     request_id.set(value)
     return value
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's context, so they keep its request id."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)
 
 
 class _RequestIdFilter(logging.Filter):

@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.logs import new_request_id
 from store import repos
 from store.models import utcnow
 
@@ -136,6 +137,7 @@ class Scheduler:
 
         Returns True when `fn` ran to the end; False when another replica holds the lease or it failed.
         """
+        new_request_id(f"job-{name.rsplit('.', 1)[-1]}")
         try:
             if name in SINGLETONS and not self._lease(name):
                 log.debug("job %s skipped: another replica holds its lease", name)

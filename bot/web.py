@@ -25,6 +25,7 @@ from bot import imocha, metrics
 from bot.callbacks import CallbackHandler
 from bot.domain import DomainError
 from bot.intake import Intake, IntakeEvent, valid_email
+from bot.logs import new_request_id
 from bot.outbox import SlackOutbox
 
 log = logging.getLogger("bot.web")
@@ -178,6 +179,7 @@ def create_web_app(
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_events(request: Request) -> Response:
+        new_request_id("slack")
         started = time.perf_counter()
         try:
             raw = await read_body(request)
@@ -222,6 +224,7 @@ def create_web_app(
         )
 
     async def oauth(request: Request) -> Response:
+        new_request_id("oauth")
         if bolt is None or bolt.oauth_flow is None:
             return PlainTextResponse("Not found", status_code=404)
         bolt_request = BoltRequest(body="", query=request.url.query, headers={k: [v] for k, v in request.headers.items()})
@@ -235,6 +238,7 @@ def create_web_app(
         return resp
 
     async def ats_webhook(request: Request) -> Response:
+        new_request_id("ats")
         if not ats_secret:
             return PlainTextResponse("Not found", status_code=404)
         try:
@@ -253,6 +257,7 @@ def create_web_app(
         return await _intake(event)
 
     async def greenhouse_webhook(request: Request) -> Response:
+        new_request_id("greenhouse")
         if not greenhouse_secret:
             return PlainTextResponse("Not found", status_code=404)
         try:
@@ -288,6 +293,7 @@ def create_web_app(
         return JSONResponse({"status": "accepted", "application": event.application_id}, status_code=202, background=task)
 
     async def imocha_callback(request: Request) -> Response:
+        new_request_id("callback")
         try:
             raw = await read_body(request)
         except BodyTooLarge:
