@@ -179,41 +179,52 @@ def run_bursts(
 
 
 def options_alone(url: str, fakes: Fakes, loader: Loader, args: argparse.Namespace) -> None:
-    """Typing in the test picker: bursts of options loads for `--options-seconds`; list calls per cache period."""
+    """Typing in the test picker for `--options-seconds`: options loads at a steady rate, then all at once."""
     from bot.workspaces import TEST_CACHE_SECONDS
     from tests.fakes import slack_requests as sr
 
     if args.options_seconds <= 0:
         return
-    print(
-        f"\noptions loads alone: a burst of {args.options_burst} every {args.options_every:g} s for {args.options_seconds:g} s "
-        f"(test cache period {TEST_CACHE_SECONDS:g} s, iMocha at {fakes.imocha_latency * 1000:g} ms)"
-    )
-    fakes.imocha.state.reset_calls()
-    started = time.monotonic()
-    results: list[Result] = []
-    n = 0
-    while time.monotonic() - started < args.options_seconds:
-        requests = [
+
+    def loads(n: int, offset: int) -> list[Request]:
+        return [
             Request(
                 "options",
                 sr.block_suggestion(
-                    team_id=TEAM, user_id=USERS[i % len(USERS)], action_id="test_select", block_id="test", value=TYPED[(n + i) % len(TYPED)]
+                    team_id=TEAM,
+                    user_id=USERS[i % len(USERS)],
+                    action_id="test_select",
+                    block_id="test",
+                    value=TYPED[(offset + i) % len(TYPED)],
                 ),
                 sr.FORM,
             )
-            for i in range(args.options_burst)
+            for i in range(n)
         ]
+
+    rate = args.options_rate
+    print(
+        f"\noptions loads alone for {args.options_seconds:g} s: {rate:g} a second, evenly spaced, then every 5 s "
+        f"{args.options_burst} at once (test cache period {TEST_CACHE_SECONDS:g} s, iMocha at {fakes.imocha_latency * 1000:g} ms)"
+    )
+    fakes.imocha.state.reset_calls()
+    started = time.monotonic()
+    steady: list[Result] = []
+    bursts: list[Result] = []
+    n = 0
+    while time.monotonic() - started < args.options_seconds:
         n += 1
-        results += loader.burst(url, requests)
-        time.sleep(args.options_every)
+        if n % 5 == 0:
+            bursts += loader.burst(url, loads(args.options_burst, n))
+        else:
+            steady += loader.burst(url, loads(int(rate), n), spacing=1 / rate)
     elapsed = time.monotonic() - started
     calls = fakes.imocha.state.count("/v3/tests", "GET")
-    periods = elapsed / TEST_CACHE_SECONDS
-    print(line("options (all)", results))
+    print(line(f"steady, {rate:g}/s", steady))
+    print(line(f"{args.options_burst} at once", bursts))
     print(
-        f"  iMocha test-list calls: {calls} in {elapsed:.0f} s = {calls / periods:.2f} per {TEST_CACHE_SECONDS:g}-s cache period "
-        f"({len(results):,} options loads)"
+        f"  iMocha test-list calls: {calls} in {elapsed:.0f} s = {calls / (elapsed / TEST_CACHE_SECONDS):.2f} per "
+        f"{TEST_CACHE_SECONDS:g}-s cache period ({len(steady) + len(bursts):,} options loads)"
     )
 
 
@@ -228,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--py-spy", metavar="FILE", help="record the bot with py-spy during the bursts (collapsed stacks, idle threads included)"
     )
-    parser.add_argument("--options-every", type=float, default=1.0)
+    parser.add_argument("--options-rate", type=float, default=50.0, help="options loads a second in the steady phase")
     args = parser.parse_args(argv)
 
     from cryptography.fernet import Fernet
@@ -264,14 +275,13 @@ def main(argv: list[str] | None = None) -> None:
         tmp.cleanup()
 
 
-def wait_quiet(fakes: Fakes, bot: BotProcess, timeout: float = 60.0) -> None:
-    """Let the work after the acks finish, and show what it did (one iMocha call per action, no duplicates)."""
+def wait_quiet(fakes: Fakes, bot: BotProcess, timeout: float = 180.0) -> None:
+    """Let the work after the acks finish (no new iMocha or Slack call for 6 s), and show what it did."""
     deadline = time.monotonic() + timeout
-    last = -1
-    while time.monotonic() < deadline:
-        count = len(fakes.imocha.state.calls)
-        if count == last:
-            break
+    last, quiet = (-1, -1), 0
+    while time.monotonic() < deadline and quiet < 2:
+        count = (len(fakes.imocha.state.calls), len(fakes.slack.calls))
+        quiet = quiet + 1 if count == last else 0
         last = count
         time.sleep(3)
     calls = Counter(f"{c.method} {re.sub(r'[0-9]+', '{id}', c.path)}" for c in fakes.imocha.state.calls)

@@ -504,7 +504,7 @@ class _Connection:
             self.writer.close()
 
 
-async def _burst(urls: Sequence[str], requests: Sequence[Request], secret: str, timeout: float) -> list[Result]:
+async def _burst(urls: Sequence[str], requests: Sequence[Request], secret: str, timeout: float, spacing: float) -> list[Result]:
     from tests.fakes.slack_requests import sign
 
     connections = [_Connection(urls[i % len(urls)]) for i in range(len(requests))]
@@ -518,7 +518,11 @@ async def _burst(urls: Sequence[str], requests: Sequence[Request], secret: str, 
         signed = [sign(r.body, secret, content_type=r.content_type) for r in requests]
         bodies = [r.body.encode() for r in requests]
 
-        async def one(c: _Connection, request: Request, body: bytes, headers: dict[str, str]) -> Result:
+        first = time.perf_counter()
+
+        async def one(n: int, c: _Connection, request: Request, body: bytes, headers: dict[str, str]) -> Result:
+            if spacing:
+                await asyncio.sleep(max(0.0, first + n * spacing - time.perf_counter()))
             started = time.perf_counter()
             c.send("POST", "/slack/events", body, headers)
             try:
@@ -530,7 +534,9 @@ async def _burst(urls: Sequence[str], requests: Sequence[Request], secret: str, 
             return Result(request.kind, c.base, status, elapsed, error)
 
         # Each task writes its request before its first await, so all requests leave back to back.
-        return list(await asyncio.gather(*(one(*args) for args in zip(connections, requests, bodies, signed, strict=True))))
+        return list(
+            await asyncio.gather(*(one(n, *args) for n, args in enumerate(zip(connections, requests, bodies, signed, strict=True))))
+        )
     finally:
         for c in connections:
             c.close()
@@ -541,8 +547,8 @@ def _load_worker(conn: Connection) -> None:
         message = conn.recv()
         if message is None:
             return
-        urls, requests, secret, timeout = message
-        conn.send(asyncio.run(_burst(urls, requests, secret, timeout)))
+        urls, requests, secret, timeout, spacing = message
+        conn.send(asyncio.run(_burst(urls, requests, secret, timeout, spacing)))
 
 
 class Loader:
@@ -553,9 +559,9 @@ class Loader:
         self._process = SPAWN.Process(target=_load_worker, args=(child,), daemon=True)
         self._process.start()
 
-    def burst(self, urls: str | Sequence[str], requests: Sequence[Request], *, timeout: float = 10.0) -> list[Result]:
-        """All requests at once, spread round-robin over `urls`; each timed from its send to its response."""
-        self._conn.send(([urls] if isinstance(urls, str) else list(urls), list(requests), SECRET, timeout))
+    def burst(self, urls: str | Sequence[str], requests: Sequence[Request], *, timeout: float = 10.0, spacing: float = 0.0) -> list[Result]:
+        """All requests at once (or one every `spacing` s), dealt round-robin over `urls`; each timed from its send to its response."""
+        self._conn.send(([urls] if isinstance(urls, str) else list(urls), list(requests), SECRET, timeout, spacing))
         results: list[Result] = self._conn.recv()
         return results
 
