@@ -11,11 +11,11 @@ log = logging.getLogger("handlers")
 
 
 def after_ack(services: Services, what: str, work: Callable[[], object]) -> None:
-    """Run `work` on the work pool, so that Bolt's listener threads only parse and acknowledge.
+    """Run `work` on the work pool, so that answering Slack only waits for parsing and `ack()`.
 
-    Bolt runs every listener on one bounded pool, and the HTTP thread waits for `ack()` there: work that
-    waits on iMocha (seconds), Slack or the database on those threads queues the next requests' acks
-    behind it, past Slack's 3 seconds. This is also that work's error boundary (it logs as `@app.error` does).
+    Bolt answers a request when its listener returns (`process_before_response=True` in bot/app.py),
+    so work that waits on iMocha (seconds), Slack or the database must not run in the listener. This
+    is also that work's error boundary (it logs as `@app.error` does).
     """
 
     def run() -> None:
