@@ -140,7 +140,7 @@ def build_runtime(
         gateway=gateway,
         access=access,
         home=HomeQueue(session_factory=session_factory, access=access),
-        background=ContextExecutor(max_workers=16, thread_name_prefix="bg"),
+        background=ContextExecutor(max_workers=8, thread_name_prefix="bg"),  # bench/ack.py: more threads slowed the acks
     )
     callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
 
