@@ -448,16 +448,12 @@ class Assessments:
         """Finish sends interrupted by a crash: iMocha's invite is idempotent, so asking again is safe."""
         cutoff = self._clock() - older_than
         with self._sf() as session:
-            rows = (
-                session.execute(
-                    select(Application.id, Workspace.team_id, Application.sending_by)
-                    .join(Workspace, Workspace.id == Application.workspace_id)
-                    .where(Application.status == AppStatus.SENDING.value, Application.sending_since < cutoff)
-                    .limit(50)
-                )
-
-                .all()
-            )
+            rows = session.execute(
+                select(Application.id, Workspace.team_id, Application.sending_by)
+                .join(Workspace, Workspace.id == Application.workspace_id)
+                .where(Application.status == AppStatus.SENDING.value, Application.sending_since < cutoff)
+                .limit(50)
+            ).all()
         for app_id, team_id, actor in rows:
             log.warning("application %s: finishing a send interrupted %s ago", app_id, older_than)
             with self._sf.begin() as session:

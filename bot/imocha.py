@@ -239,9 +239,7 @@ class NotFoundError(ImochaStatusError):
 class RateLimitError(ImochaStatusError):
     """429, still, after retries."""
 
-    def __init__(
-        self, status_code: int, message: str, body: object = None, *, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, status_code: int, message: str, body: object = None, *, retry_after: float | None = None) -> None:
         super().__init__(status_code, message, body)
         self.retry_after = retry_after
 
@@ -490,19 +488,13 @@ class ImochaClient:
                 )
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 reason = type(exc).__name__
-                retryable = isinstance(exc, httpx.TransportError) and not isinstance(
-                    exc, httpx.UnsupportedProtocol
-                )
+                retryable = isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
                 if retryable and attempt < max_attempts:
                     self._pause(method, path, reason, attempt, self._retry.backoff(attempt, self._random()))
                     continue
-                logger.warning(
-                    "iMocha %s %s failed: %s (attempt %d/%d)", method, path, reason, attempt, max_attempts
-                )
+                logger.warning("iMocha %s %s failed: %s (attempt %d/%d)", method, path, reason, attempt, max_attempts)
                 detail = self._scrub(str(exc)) or reason
-                raise ImochaConnectionError(
-                    f"could not reach iMocha for {method} {path}: {reason}: {detail}"
-                ) from exc
+                raise ImochaConnectionError(f"could not reach iMocha for {method} {path}: {reason}: {detail}") from exc
 
             status = response.status_code
             logger.debug("iMocha %s %s -> %d (attempt %d/%d)", method, path, status, attempt, max_attempts)
@@ -519,9 +511,7 @@ class ImochaClient:
                 self._pause(method, path, f"HTTP {status}", attempt, delay)
                 continue
 
-            logger.warning(
-                "iMocha %s %s failed: HTTP %d (attempt %d/%d)", method, path, status, attempt, max_attempts
-            )
+            logger.warning("iMocha %s %s failed: HTTP %d (attempt %d/%d)", method, path, status, attempt, max_attempts)
             error = self._status_error(response, retry_after)
             logger.debug("iMocha %s %s error message: %s", method, path, error.message)
             raise error
@@ -544,12 +534,8 @@ class ImochaClient:
         try:
             return response.json()
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-            logger.warning(
-                "iMocha %s %s failed: HTTP %d body is not JSON", method, path, response.status_code
-            )
-            raise ImochaProtocolError(
-                f"iMocha {method} {path} answered HTTP {response.status_code} with a body that is not JSON"
-            ) from exc
+            logger.warning("iMocha %s %s failed: HTTP %d body is not JSON", method, path, response.status_code)
+            raise ImochaProtocolError(f"iMocha {method} {path} answered HTTP {response.status_code} with a body that is not JSON") from exc
 
     def _status_error(self, response: httpx.Response, retry_after: float | None) -> ImochaStatusError:
         status = response.status_code
@@ -591,11 +577,7 @@ def _error_body(response: httpx.Response) -> object:
 def _is_validation_body(body: object) -> bool:
     # Retrieve Invites and Process Callbacks answer 401 `{"result": null, "errors": [...]}` for bad
     # input or foreign ids (reference §8); a rejected key is `{"statusCode": 401, "message": ...}`.
-    return (
-        isinstance(body, dict)
-        and isinstance(_lookup(body, "errors"), list | dict)
-        and _lookup(body, "statusCode") is None
-    )
+    return isinstance(body, dict) and isinstance(_lookup(body, "errors"), list | dict) and _lookup(body, "statusCode") is None
 
 
 def _error_text(body: object) -> str | None:

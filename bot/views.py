@@ -45,9 +45,7 @@ def application_views(session: Session, applications: Sequence[Application]) -> 
     ids = [app.id for app in applications]
     cards = {card.application_id: card for card in session.scalars(select(SlackCard).where(SlackCard.application_id.in_(ids)))}
     teams = dict(
-        session.execute(
-            select(Workspace.id, Workspace.team_id).where(Workspace.id.in_({app.workspace_id for app in applications}))
-        ).all()
+        session.execute(select(Workspace.id, Workspace.team_id).where(Workspace.id.in_({app.workspace_id for app in applications}))).all()
     )
     # Which other application's job a shared (reused) invitation came from.
     reused = {

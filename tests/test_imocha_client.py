@@ -314,9 +314,7 @@ def test_cancel_of_an_invitation_that_is_not_pending_raises_bad_request_with_imo
         h.client.cancel(2932950)
 
     assert caught.value.status_code == 400
-    assert caught.value.message == (
-        "Testinvitation state in inprogress, complete, and expired can not be cancelled."
-    )
+    assert caught.value.message == ("Testinvitation state in inprogress, complete, and expired can not be cancelled.")
     assert caught.value.body == fixture("cancel_400")
     assert len(h.requests) == 1
 
@@ -670,9 +668,7 @@ def test_giving_up_after_max_attempts_raises_the_matching_error(harness_factory,
 
 
 def test_giving_up_on_429_reports_the_last_retry_after(harness_factory):
-    h = harness_factory(
-        reply(429, {"statusCode": 429, "message": "Rate limit is exceeded."}, headers={"Retry-After": "3"})
-    )
+    h = harness_factory(reply(429, {"statusCode": 429, "message": "Rate limit is exceeded."}, headers={"Retry-After": "3"}))
 
     with pytest.raises(RateLimitError) as caught:
         h.client.get_test(1)
@@ -795,9 +791,7 @@ def test_an_unsupported_protocol_is_not_retried(harness_factory):
 # --------------------------------------------------------------------------------------------------
 
 
-V2_MESSAGE = (
-    "Operation on resource cannot be performed: Reattempt is only allowed on completed test invitation"
-)
+V2_MESSAGE = "Operation on resource cannot be performed: Reattempt is only allowed on completed test invitation"
 PROBLEM_DETAILS = {
     "title": "One or more validation errors occurred.",
     "errors": {"Email": ["A valid email is required"], "Name": ["Name is required"]},
@@ -830,9 +824,7 @@ HTML = "<html><body>upstream exploded</body></html>"
         (503, "", ServerError, "HTTP 503 Service Unavailable"),
     ],
 )
-def test_each_error_body_shape_maps_to_the_right_exception_and_message(
-    harness_factory, status, body, error, message
-):
+def test_each_error_body_shape_maps_to_the_right_exception_and_message(harness_factory, status, body, error, message):
     answer = reply(status, text=body) if isinstance(body, str) else reply(status, body)
     h = harness_factory(answer, retry=RetryPolicy(max_attempts=1))
 
@@ -970,9 +962,7 @@ def test_parse_callback_rejects_junk_with_a_clear_value_error(data, match):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_the_key_and_candidate_emails_never_reach_the_logs_during_retries_and_failures(
-    harness_factory, caplog
-):
+def test_the_key_and_candidate_emails_never_reach_the_logs_during_retries_and_failures(harness_factory, caplog):
     caplog.set_level(logging.DEBUG)
     email = "ada.lovelace@example.com"
     h = harness_factory(
