@@ -485,7 +485,11 @@ class Assessments:
                 raise Conflict(
                     f"Nothing to {action.replace('reattempt', 're-attempt')} here: the assessment is {_status_words(view.status)} now."
                 )
-            inv = session.get(Invitation, app.current_invitation_id) if app.current_invitation_id else None
+            # Re-read after winning the lock: the rows loaded before it may predate the action that
+            # held the lock a moment ago (PostgreSQL's READ COMMITTED), e.g. a Resend that just ran.
+            session.expire_all()
+            current = session.scalar(select(Application.current_invitation_id).where(Application.id == application_id))
+            inv = session.get(Invitation, current, populate_existing=True) if current else None
             if inv is None:
                 raise NotFound("This application has no iMocha invitation yet.")
             session.expunge(inv)

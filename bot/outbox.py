@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -108,6 +110,7 @@ class SlackOutbox:
         self._clock = clock
         self._pacer = pacer or ChannelPacer()
         self._card_locks = KeyedLocks()
+        self._last_card: dict[int, str] = {}  # what each card last showed, to skip no-op updates
         self._on_error = on_error or (lambda kind: None)
 
     # -- enqueue (inside the caller's transaction) ----------------------------------------------
@@ -316,8 +319,12 @@ class SlackOutbox:
             return
         client = self._gateway.client(team_id)
         message = self._renderer.card(view)
+        digest = hashlib.sha256(json.dumps(message, sort_keys=True).encode()).hexdigest()
         if card.ts:
+            if self._last_card.get(application_id) == digest:
+                return  # a queued update whose state the card already shows (it rendered late)
             client.chat_update(channel=card.channel_id, ts=card.ts, text=message["text"], blocks=message["blocks"])
+            self._remember(application_id, digest)
             return
         channel = card.channel_id
         if card.in_dm and channel[:1] in ("U", "W"):
@@ -339,6 +346,12 @@ class SlackOutbox:
             response = client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False, **message)
             save(in_dm=True)
         save(channel_id=str(response["channel"]), ts=str(response["ts"]))
+        self._remember(application_id, digest)
+
+    def _remember(self, application_id: int, digest: str) -> None:
+        if len(self._last_card) > 20_000:
+            self._last_card.clear()
+        self._last_card[application_id] = digest
 
     def _deliver_thread(self, team_id: str, application_id: int | None, payload: dict[str, Any]) -> None:
         view, card = self._view(application_id)
