@@ -26,9 +26,10 @@ from sqlalchemy import make_url, text
 from bot.app import Runtime, build_runtime
 from bot.assessments import LOCK_SECONDS
 from bot.config import load_settings
-from bot.serving import free_port
 from store.db import make_engine
 from store.models import utcnow
+from tests.botproc import clean_env as _env
+from tests.botproc import spawn_bot
 from tests.conftest import PG_URL
 from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import FakeImocha, fake_imocha  # noqa: F401 (fixture)
@@ -107,46 +108,19 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
         admin.dispose()
 
 
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMOCHA_", "DATABASE_", "ENCRYPTION_", "ATS_"))}
-    env.update(extra)
-    return env
-
-
 def start_bot(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, database: dict[str, str]) -> tuple[subprocess.Popen[str], ProcBot]:
-    port = free_port()
-    env = _env(
-        {
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "IMOCHA_BASE_URL": imocha.url,
-            "IMOCHA_POLL_SECONDS": "1",
-            "ATS_WEBHOOK_SECRET": ATS_SECRET,
-            "LOG_FORMAT": "json",
-            **database,
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"bot exited early: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, ProcBot(url, slack, imocha, sr.SlackSender(url, SECRET))
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("bot did not become healthy")
+    env = {
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "IMOCHA_BASE_URL": imocha.url,
+        "IMOCHA_POLL_SECONDS": "1",
+        "ATS_WEBHOOK_SECRET": ATS_SECRET,
+        "LOG_FORMAT": "json",
+        **database,
+    }
+    proc, url = spawn_bot(tmp_path, env)
+    return proc, ProcBot(url, slack, imocha, sr.SlackSender(url, SECRET))
 
 
 def sigkill(proc: subprocess.Popen[str]) -> None:

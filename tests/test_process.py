@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bot.serving import free_port
+from tests.botproc import spawn_bot
 from tests.fakes.imocha import FakeImocha, fake_imocha  # noqa: F401 (fixture)
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_requests import SlackSender
@@ -32,38 +29,17 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def start_bot(tmp_path: Path, slack: FakeSlack, imocha_url: str, **extra: str) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IMOCHA_", "DATABASE_", "ENCRYPTION_"))}
-    env.update(
-        SLACK_BOT_TOKEN=TOKEN,
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=slack.api_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-        IMOCHA_BASE_URL=imocha_url,
-        IMOCHA_POLL_SECONDS="1",
-        LOG_FORMAT="json",
+    env = {
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "IMOCHA_BASE_URL": imocha_url,
+        "IMOCHA_POLL_SECONDS": "1",
+        "LOG_FORMAT": "json",
         **extra,
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"bot exited early: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("bot did not become healthy")
+    }
+    return spawn_bot(tmp_path, env, stdout=subprocess.PIPE)
 
 
 def test_the_bot_process_serves_slack_and_stops_cleanly_on_sigterm(tmp_path: Path, slack: FakeSlack, fake_imocha: FakeImocha) -> None:  # noqa: F811
