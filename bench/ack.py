@@ -16,6 +16,7 @@ iMocha test-list calls per cache period. The database is dropped and recreated (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import re
 import sys
@@ -37,8 +38,8 @@ from common import (
     Request,
     Result,
     Seeded,
+    ThreadClock,
     backend,
-    cpu_seconds,
     fresh_database,
     line,
     load_average,
@@ -159,20 +160,30 @@ def run_bursts(
     clickable: Seeded,
     per_burst: list[Seeded],
     args: argparse.Namespace,
-    pids: Sequence[int] = (),
+    bots: Sequence[BotProcess] = (),
 ) -> list[Result]:
+    pids = [bot.pid for bot in bots]
     rng = random.Random(6)
     everything: list[Result] = []
     for b, mine in enumerate(per_burst):
         requests = build_burst(fakes, clickable, mine, MIX, rng)
-        cpu = [cpu_seconds(pid) for pid in pids]
-        results = loader.burst(urls, requests)
-        used = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu, strict=True)]
+        with contextlib.ExitStack() as stack:
+            clocks = [stack.enter_context(ThreadClock(pid)) for pid in pids]
+            results = loader.burst(urls, requests)
+            time.sleep(0.01)
         everything += results
         report_burst(f"burst {b + 1} ({len(requests)})", results, per_kind=args.per_kind)
-        if used:
+        start, end = min(r.sent_at for r in results), max(r.sent_at + r.seconds for r in results)
+        for clock, bot in zip(clocks, bots, strict=True):
+            used = clock.used(start, end, bot.ask("thread_names"))
+            groups = ", ".join(
+                f"{name} {seconds * 1000:.0f}" for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]) if seconds >= 0.001
+            )
+            gc = ", ".join(f"gen{g} {seconds * 1000:.0f} ms" for g, seconds in bot.ask("gc_pauses")) or "none"
             print(
-                f"  bot CPU while the burst was answered: {' + '.join(f'{u * 1000:.0f}' for u in used)} ms; load average {load_average()}"
+                f"  bot {bot.pid} CPU from the first request to the last answer ({(end - start) * 1000:.0f} ms): "
+                f"{sum(used.values()) * 1000:.0f} ms ({groups}); GC pauses over 2 ms since the last burst: {gc}; "
+                f"load average {load_average()}"
             )
         time.sleep(args.pause)
     return everything
@@ -239,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--py-spy", metavar="FILE", help="record the bot with py-spy during the bursts (collapsed stacks, idle threads included)"
     )
+    parser.add_argument("--gil", action="store_true", help="with --py-spy: sample only the thread holding the GIL, at 500 Hz")
     parser.add_argument("--options-rate", type=float, default=50.0, help="options loads a second in the steady phase")
     args = parser.parse_args(argv)
 
@@ -257,8 +269,8 @@ def main(argv: list[str] | None = None) -> None:
         loader.burst(bot.url, build_burst(fakes, clickable, Seeded([], [], []), {**{k: 0 for k in MIX}, "help": 20}, random.Random(0)))
         fakes.slow_down()
         print(f"bot pid {bot.pid}; fake Slack {fakes.slack_latency * 1000:g} ms, fake iMocha {fakes.imocha_latency * 1000:g} ms\n")
-        with profiling(bot.pid, args.py_spy):
-            everything = run_bursts(bot.url, fakes, loader, clickable, per_burst, args, pids=[bot.pid])
+        with profiling(bot.pid, args.py_spy, gil=args.gil, rate=500 if args.gil else 100):
+            everything = run_bursts(bot.url, fakes, loader, clickable, per_burst, args, bots=[bot])
         s = summary(r.seconds for r in everything)
         bad = sum(1 for r in everything if not 200 <= r.status < 300)
         print(

@@ -21,7 +21,9 @@ import os
 import resource
 import statistics
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +55,53 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ThreadClock:
+    """Samples each thread's CPU time (/proc/PID/task/TID/schedstat, ns) every few ms while running.
+
+    `used(start, end, names)` is the CPU each group of threads (name without its trailing number) used
+    between two `time.perf_counter()` instants, so a burst's CPU can be told from the work around it.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.002):
+        self.pid, self.interval = pid, interval
+        self.samples: list[tuple[float, dict[int, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _read(self) -> dict[int, int]:
+        out = {}
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                    out[int(tid)] = int(f.read().split()[0])
+            except (OSError, ValueError):
+                pass
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter(), self._read()))
+            time.sleep(self.interval)
+
+    def __enter__(self) -> ThreadClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def used(self, start: float, end: float, names: dict[int, str]) -> dict[str, float]:
+        """Seconds of CPU by thread group between `start` and `end` (nearest samples)."""
+        before = min(self.samples, key=lambda s: abs(s[0] - start))[1]
+        after = min(self.samples, key=lambda s: abs(s[0] - end))[1]
+        groups: Counter[str] = Counter()
+        for tid, ns in after.items():
+            name = names.get(tid, "other").rstrip("0123456789").rstrip("_-") or "other"
+            groups[name] += (ns - before.get(tid, 0)) / 1e9
+        return dict(groups)
 
 
 def load_average() -> str:
@@ -128,12 +177,30 @@ def bot_settings(options: dict[str, Any]) -> Any:
     )
 
 
+def _record_gc_pauses(over: float = 0.002) -> list[tuple[int, float]]:
+    """(generation, seconds) of each garbage collection in this process that takes over `over` s."""
+    import gc
+
+    pauses: list[tuple[int, float]] = []
+    started = [0.0]
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (seconds := time.perf_counter() - started[0]) > over:
+            pauses.append((int(info["generation"]), seconds))
+
+    gc.callbacks.append(timed)
+    return pauses
+
+
 def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.WARNING, format="bot[%(process)d] %(levelname)s %(name)s: %(message)s")
     from bot.app import build_runtime
     from bot.serving import ServerThread
 
     runtime = build_runtime(bot_settings(options), holder_id=options.get("holder_id"))
+    pauses = _record_gc_pauses()
     server = ServerThread(runtime.web, lifespan="on").start()
     conn.send({"url": server.url, "pid": os.getpid(), "rss": _rss_mb()})
     while True:
@@ -145,6 +212,13 @@ def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
                 import threading
 
                 conn.send(threading.active_count())
+            elif command == "gc_pauses":
+                conn.send(list(pauses))
+                pauses.clear()
+            elif command == "thread_names":
+                import threading
+
+                conn.send({t.native_id: t.name for t in threading.enumerate()})
             elif command == "poll":
                 started = time.monotonic()
                 stats = runtime.services.poller.poll_all()  # type: ignore[attr-defined]
@@ -458,6 +532,7 @@ class Result:
     status: int
     seconds: float
     error: str | None = None
+    sent_at: float = 0.0  # time.perf_counter() (CLOCK_MONOTONIC, the same in every process) when it was written
 
 
 class _Connection:
@@ -528,10 +603,10 @@ async def _burst(urls: Sequence[str], requests: Sequence[Request], secret: str, 
             try:
                 status, answer = await asyncio.wait_for(c.receive(), timeout)
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-                return Result(request.kind, c.base, 0, time.perf_counter() - started, f"{exc.__class__.__name__}: {exc}")
+                return Result(request.kind, c.base, 0, time.perf_counter() - started, f"{exc.__class__.__name__}: {exc}", started)
             elapsed = time.perf_counter() - started
             error = None if 200 <= status < 300 else answer[:200].decode("utf-8", "replace")
-            return Result(request.kind, c.base, status, elapsed, error)
+            return Result(request.kind, c.base, status, elapsed, error, started)
 
         # Each task writes its request before its first await, so all requests leave back to back.
         return list(
@@ -574,8 +649,11 @@ class Loader:
 
 
 @contextlib.contextmanager
-def profiling(pid: int, output: str | None, *, rate: int = 100, idle: bool = True) -> Iterator[None]:
-    """`py-spy record` the process while the block runs (collapsed stacks, per thread); no-op without `output`."""
+def profiling(pid: int, output: str | None, *, rate: int = 100, idle: bool = True, gil: bool = False) -> Iterator[None]:
+    """`py-spy record` the process while the block runs (collapsed stacks, per thread); no-op without `output`.
+
+    `gil=True` samples only the thread holding the GIL: where the CPU of a single process goes.
+    """
     if not output:
         yield
         return
@@ -597,8 +675,10 @@ def profiling(pid: int, output: str | None, *, rate: int = 100, idle: bool = Tru
         output,
         "--nonblocking",
     ]
-    if idle:
+    if idle and not gil:
         command.append("--idle")
+    if gil:
+        command.append("--gil")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)
     try:
