@@ -17,10 +17,10 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.applications import Starlette
 
 from bot import metrics
 from bot.access import Access
+from bot.acks import AckGate, WorkPool
 from bot.assessments import Assessments
 from bot.callbacks import CallbackHandler
 from bot.config import Settings
@@ -30,12 +30,11 @@ from bot.gem_poller import GemPoller
 from bot.home import HomeQueue
 from bot.imocha import ImochaClient
 from bot.intake import Intake
-from bot.logs import ContextExecutor
 from bot.outbox import SlackOutbox
 from bot.plans import Plans
 from bot.services import Services
 from bot.slack_gateway import SlackGateway
-from bot.web import create_web_app
+from bot.web import FrontDoor, create_web_app
 from bot.workspaces import Workspaces
 from store import repos
 from store.db import make_engine, make_session_factory, ping
@@ -54,7 +53,7 @@ class Runtime:
     http: httpx.Client
     services: Services
     bolt: App | None
-    web: Starlette
+    web: FrontDoor
     callbacks: CallbackHandler
     scheduler: Any = None
     closers: list[Callable[[], Any]] = field(default_factory=list)
@@ -116,7 +115,11 @@ def build_runtime(
                 team_cache["team"] = str(WebClient(token=single_token, base_url=settings.slack_api_url).auth_test()["team_id"])
             return team_cache.get("team")
 
-    gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for)
+    # Acks first (bot/acks.py): work-pool tasks wait while Slack requests are answered, and yield again
+    # before each iMocha and Slack call they make.
+    gate = AckGate(max_wait=0.5, step_wait=0.2)
+    http.event_hooks["request"].append(gate.yield_to_acks)
+    gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for, before_call=gate.yield_to_acks)
     from handlers.blocks import SlackRenderer
 
     outbox = SlackOutbox(
@@ -140,7 +143,8 @@ def build_runtime(
         gateway=gateway,
         access=access,
         home=HomeQueue(session_factory=session_factory, access=access),
-        background=ContextExecutor(max_workers=8, thread_name_prefix="bg"),  # bench/ack.py: more threads slowed the acks
+        # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/acks.py)
+        background=WorkPool(max_workers=8, gate=gate),
     )
     callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
 
@@ -184,6 +188,7 @@ def build_runtime(
         greenhouse_secret=settings.greenhouse_webhook_secret.get_secret_value() if settings.greenhouse_webhook_secret else None,
         greenhouse_team=default_team_id,
         oauth_enabled=settings.oauth_enabled,
+        gate=gate,
     )
     return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller)
 
@@ -210,7 +215,9 @@ def build_bolt(settings: Settings, services: Services, *, installation_store: An
         # hands anything slow to services.background (handlers/after_ack.py). Bolt's other mode runs them
         # on listener_executor and polls for the ack every 10 ms: a thread hop, 10 ms and 0.8 ms of CPU more.
         "process_before_response": True,
-        "request_verification_enabled": not settings.socket_mode,
+        # bot/web.py checks each request's signature before Bolt sees it, and hands Bolt the body it
+        # parsed (no raw body to check again).
+        "request_verification_enabled": False,
         "raise_error_for_unhandled_request": False,
     }
     # Bolt builds OAuth settings from these variables by itself when present; we pass them explicitly.

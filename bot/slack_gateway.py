@@ -7,10 +7,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+from slack_sdk.web import SlackResponse
 
 log = logging.getLogger("bot.slack")
 
@@ -54,6 +56,19 @@ class _TTLCache:
             self._data.pop(key, None)
 
 
+class HookedWebClient(WebClient):
+    """A WebClient that calls `before_call()` before each Web API call (the work pool yields to acks there)."""
+
+    def __init__(self, *args: Any, before_call: Callable[[], None] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._before_call = before_call
+
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
+        if self._before_call is not None:
+            self._before_call()
+        return super().api_call(api_method, **kwargs)
+
+
 class SlackGateway:
     """Builds per-workspace WebClients and answers the questions authorisation needs, with caching."""
 
@@ -63,8 +78,10 @@ class SlackGateway:
         base_url: str,
         token_for: Callable[[str], str | None],
         timeout: int = 10,
+        before_call: Callable[[], None] | None = None,
     ):
         self._base_url = base_url
+        self._before_call = before_call
         self._token_for = token_for
         self._timeout = timeout
         self._users = _TTLCache(300)
@@ -76,11 +93,12 @@ class SlackGateway:
         token = self._token_for(team_id)
         if not token:
             raise SlackUnavailable(f"no Slack token for workspace {team_id}")
-        return WebClient(
+        return HookedWebClient(
             token=token,
             base_url=self._base_url,
             timeout=self._timeout,
             retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)],
+            before_call=self._before_call,
         )
 
     def user(self, team_id: str, user_id: str) -> SlackUser:

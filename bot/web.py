@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import gc
 import hashlib
 import hmac
 import json
@@ -9,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,8 +24,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot import imocha, metrics
+from bot.acks import AckGate
 from bot.callbacks import CallbackHandler
 from bot.domain import DomainError
 from bot.intake import Intake, IntakeEvent, valid_email
@@ -175,54 +181,8 @@ def create_web_app(
     oauth_enabled: bool = False,
     on_startup: list[Callable[[], Any]] | None = None,
     on_shutdown: list[Callable[[], Any]] | None = None,
-) -> Starlette:
-    verifier = SignatureVerifier(signing_secret) if signing_secret else None
-
-    async def slack_events(request: Request) -> Response:
-        new_request_id("slack")
-        started = time.perf_counter()
-        try:
-            raw = await read_body(request)
-        except BodyTooLarge:
-            return JSONResponse({"error": "body too large"}, status_code=413)
-        if bolt is None:
-            return JSONResponse({"error": "Slack requests arrive over Socket Mode in this deployment"}, status_code=404)
-        if verifier is not None:
-            try:
-                ok = verifier.is_valid(
-                    raw, request.headers.get("x-slack-request-timestamp", "0"), request.headers.get("x-slack-signature", "")
-                )
-            except (ValueError, TypeError):
-                ok = False
-            if not ok:
-                return JSONResponse({"error": "invalid request"}, status_code=401)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
-        body = _parse_slack_body(text, request.headers.get("content-type", ""))
-        if body is None:
-            return JSONResponse({"error": "malformed Slack payload"}, status_code=400)
-        headers: dict[str, Any] = {key: [value] for key, value in request.headers.items()}
-        bolt_request = BoltRequest(body=text, query=request.url.query, headers=headers)
-        if bolt_request.body != body:
-            # Bolt's parser reads any form body containing the word "payload" as interactivity and
-            # loses the slash command (`/imocha payload`); hand it the body we parsed ourselves.
-            bolt_request = _with_body(bolt_request, body)
-        try:
-            response: BoltResponse = await run_in_threadpool(bolt.dispatch, bolt_request)
-        except (AttributeError, IndexError, KeyError, TypeError) as exc:
-            # Bolt indexes payloads as Slack shapes them (`actions[0]`, `event.type`, `team.id`...);
-            # a signed body of another shape makes its middleware raise before any listener runs.
-            log.warning("Slack request Bolt could not read: %s: %s", exc.__class__.__name__, exc)
-            return JSONResponse({"error": "malformed Slack payload"}, status_code=400)
-        metrics.ACK_LATENCY.observe(time.perf_counter() - started)
-        return Response(
-            content=response.body,
-            status_code=response.status,
-            headers={k: v[0] for k, v in response.headers.items() if v and k.lower() != "content-length"},
-        )
-
+    gate: AckGate | None = None,
+) -> FrontDoor:
     async def oauth(request: Request) -> Response:
         new_request_id("oauth")
         if bolt is None or bolt.oauth_flow is None:
@@ -318,7 +278,6 @@ def create_web_app(
         return Response(body, media_type=content_type)
 
     routes = [
-        Route("/slack/events", slack_events, methods=["POST"]),
         Route("/webhooks/ats", ats_webhook, methods=["POST"]),
         Route("/webhooks/greenhouse", greenhouse_webhook, methods=["POST"]),
         Route("/webhooks/imocha", imocha_callback, methods=["POST"]),
@@ -328,17 +287,25 @@ def create_web_app(
     if oauth_enabled:
         routes += [Route("/slack/install", oauth, methods=["GET"]), Route("/slack/oauth_redirect", oauth, methods=["GET"])]
 
+    slack = SlackEndpoint(bolt, signing_secret, gate=gate)
+
     async def startup() -> None:
         import anyio.to_thread
 
-        # Bolt's dispatch blocks a thread until ack(); allow bursts of concurrent Slack requests.
+        # Webhooks and callbacks hold a worker thread while they write; allow bursts of them.
         anyio.to_thread.current_default_thread_limiter().total_tokens = 200
         for fn in on_startup or []:
             await run_in_threadpool(fn)
+        # What the process built to get here (modules, the engine, Bolt and its listeners) lives as long
+        # as the process; a full collection walked all of it again, 50 ms holding the GIL while acks
+        # waited (bench/ack.py). Move it out of the collector's sight.
+        gc.collect()
+        gc.freeze()
 
     async def shutdown() -> None:
         for fn in on_shutdown or []:
             await run_in_threadpool(fn)
+        slack.close()
 
     from contextlib import asynccontextmanager
 
@@ -350,7 +317,116 @@ def create_web_app(
         finally:
             await shutdown()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return FrontDoor(Starlette(routes=routes, lifespan=lifespan), {"/slack/events": slack})
+
+
+class FrontDoor:
+    """The ASGI app: the paths in `fast` go straight to their endpoint, everything else to Starlette.
+
+    `POST /slack/events` is the one route with a deadline (Slack's 3 s) and bursts of traffic; it skips
+    Starlette's middleware, request objects and anyio's thread limiter.
+    """
+
+    def __init__(self, app: Starlette, fast: dict[str, ASGIApp]):
+        self.app = app
+        self.fast = fast
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.fast.get(scope["path"]) if scope["type"] == "http" else None
+        await (endpoint or self.app)(scope, receive, send)
+
+
+class SlackEndpoint:
+    """`POST /slack/events` as a bare ASGI endpoint: read, verify the signature, parse, dispatch to Bolt.
+
+    Bolt runs the listener on a thread of `ack_threads` (listeners ack, then hand the rest to the work
+    pool; a few read the database before answering a modal) and answers when it returns. The gate
+    counts the request from its arrival to its answer, so that work after the acks waits for them.
+    """
+
+    def __init__(self, bolt: App | None, signing_secret: str | None, *, gate: AckGate | None = None, ack_threads: int = 32):
+        self.bolt = bolt
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self.gate = gate or AckGate(max_wait=0)
+        self.pool = ThreadPoolExecutor(max_workers=ack_threads, thread_name_prefix="ack")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with self.gate.request():
+            status, content_type, body, extra = await self.answer(scope, receive)
+            headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+            headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+    async def answer(self, scope: Scope, receive: Receive) -> tuple[int, str, bytes, dict[str, str]]:
+        new_request_id("slack")
+        started = time.perf_counter()
+        if scope["method"] != "POST":
+            return _json_answer(405, {"error": "POST only"})
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            raw = await _read_asgi_body(receive, headers.get("content-length"))
+        except BodyTooLarge:
+            return _json_answer(413, {"error": "body too large"})
+        if self.bolt is None:
+            return _json_answer(404, {"error": "Slack requests arrive over Socket Mode in this deployment"})
+        if self.verifier is not None:
+            try:
+                ok = self.verifier.is_valid(raw, headers.get("x-slack-request-timestamp", "0"), headers.get("x-slack-signature", ""))
+            except (ValueError, TypeError):
+                ok = False
+            if not ok:
+                return _json_answer(401, {"error": "invalid request"})
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _json_answer(400, {"error": "body is not UTF-8"})
+        body = _parse_slack_body(text, headers.get("content-type", ""))
+        if body is None:
+            return _json_answer(400, {"error": "malformed Slack payload"})
+        # Bolt gets the body parsed once, here: its own parser reads any form body containing the word
+        # "payload" as interactivity and loses the slash command (`/imocha payload`). The signature is
+        # checked above, so Bolt's own check is off in HTTP mode (bot/app.py).
+        query = scope.get("query_string", b"").decode("latin-1")
+        bolt_request = _with_body(BoltRequest(body="", query=query, headers={k: [v] for k, v in headers.items()}), body)
+        loop = asyncio.get_running_loop()
+        try:
+            response: BoltResponse = await loop.run_in_executor(self.pool, contextvars.copy_context().run, self.bolt.dispatch, bolt_request)
+        except (AttributeError, IndexError, KeyError, TypeError) as exc:
+            # Bolt indexes payloads as Slack shapes them (`actions[0]`, `event.type`, `team.id`...);
+            # a signed body of another shape makes its middleware raise before any listener runs.
+            log.warning("Slack request Bolt could not read: %s: %s", exc.__class__.__name__, exc)
+            return _json_answer(400, {"error": "malformed Slack payload"})
+        metrics.ACK_LATENCY.observe(time.perf_counter() - started)
+        extra = {k: v[0] for k, v in response.headers.items() if v and k.lower() not in ("content-length", "content-type")}
+        content_type = (response.headers.get("content-type") or ["text/plain;charset=utf-8"])[0]
+        content = response.body.encode() if isinstance(response.body, str) else bytes(response.body or b"")
+        return response.status, content_type, content, extra
+
+
+def _json_answer(status: int, data: dict[str, Any]) -> tuple[int, str, bytes, dict[str, str]]:
+    return status, "application/json", json.dumps(data).encode(), {}
+
+
+async def _read_asgi_body(receive: Receive, declared: str | None, limit: int = MAX_BODY) -> bytes:
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 def _safe_callback(callbacks: CallbackHandler, callback: imocha.Callback) -> None:

@@ -1,0 +1,53 @@
+"""The work pool lets Slack's acks go first (bot/acks.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from bot.acks import AckGate, WorkPool
+from bot.logs import new_request_id, request_id
+
+
+def test_work_waits_while_a_request_is_being_answered_and_starts_when_it_is() -> None:
+    gate = AckGate(max_wait=5)
+    started = threading.Event()
+    with WorkPool(max_workers=2, gate=gate) as pool:
+        with gate.request():
+            assert gate.answering == 1
+            done = pool.submit(started.set)
+            assert not started.wait(0.2), "work ran while an ack was due"
+        assert gate.answering == 0
+        done.result(timeout=2)
+        assert started.is_set()
+
+
+def test_a_steady_stream_of_requests_delays_work_by_max_wait_at_most() -> None:
+    gate = AckGate(max_wait=0.2)
+    with WorkPool(max_workers=1, gate=gate) as pool, gate.request():
+        began = time.monotonic()
+        finished_at = pool.submit(time.monotonic).result(timeout=2)
+        assert 0.15 <= finished_at - began < 1.5
+
+
+def test_nested_requests_count_until_the_last_answer() -> None:
+    gate = AckGate(max_wait=1)
+    with gate.request(), gate.request():
+        assert gate.answering == 2
+    assert gate.answering == 0
+    assert gate.wait_idle() == 0.0
+
+
+def test_work_keeps_the_request_id_and_its_errors_reach_the_future() -> None:
+    rid = new_request_id("slack")
+    with WorkPool(max_workers=1, gate=AckGate()) as pool:
+        assert pool.submit(request_id.get).result(timeout=2) == rid
+        with pytest.raises(ZeroDivisionError):
+            pool.submit(lambda: 1 / 0).result(timeout=2)
+
+
+def test_a_negative_max_wait_is_refused() -> None:
+    with pytest.raises(ValueError):
+        AckGate(max_wait=-1)
