@@ -92,11 +92,13 @@ def seed_database(url: str, imocha_ids: list[int], key_token: str) -> None:
     from sqlalchemy import insert
 
     from store.db import make_engine, make_session_factory
-    from store.models import Application, ApplicationInvitation, Base, Candidate, Invitation, Job, Workspace
+    from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, Workspace
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import fresh_database
+
+    fresh_database(url)  # drops and recreates the tables; creates a missing PostgreSQL database
     engine = make_engine(url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
     sf = make_session_factory(engine)
     now = datetime.now(UTC)
     sent = now - timedelta(days=1)

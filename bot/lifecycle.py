@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -94,7 +94,7 @@ def observe(session: Session, workspace_id: int, observations: Iterable[Observat
     apps = {app.id: app for app in load_applications(session, {link.application_id for link in links})}
     invs = {inv.id: inv for inv in changed_invitations}
     changed: list[int] = []
-    pending: list[dict[str, Any]] = []
+    pending = PendingEffects()
     with session.no_autoflush:
         for link in links:
             app = apps.get(link.application_id)
@@ -102,12 +102,25 @@ def observe(session: Session, workspace_id: int, observations: Iterable[Observat
                 continue
             if move_application(session, app, invs[link.invitation_id], actor="imocha", now=now, pending=pending):
                 changed.append(app.id)
-    insert_effects(session, pending)
+    pending.flush(session)
     return changed
 
 
+@dataclass
+class PendingEffects:
+    """The outbox rows and audit entries of many status changes, written together by `flush` (a few statements)."""
+
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
+
+    def flush(self, session: Session) -> None:
+        insert_effects(session, self.outbox)
+        repos.audit_many(session, self.audits)
+        self.outbox, self.audits = [], []
+
+
 def move_application(
-    session: Session, app: Application, inv: Invitation, *, actor: str, now: datetime, pending: list[dict[str, Any]] | None = None
+    session: Session, app: Application, inv: Invitation, *, actor: str, now: datetime, pending: PendingEffects | None = None
 ) -> bool:
     """Set the application's status from its invitation's and queue the card update and notices."""
     target = APP_STATUS.get(Status(inv.status))
@@ -122,13 +135,11 @@ def move_application(
     return True
 
 
-def queue_status_effects(
-    session: Session, app: Application, inv: Invitation, *, actor: str, pending: list[dict[str, Any]] | None = None
-) -> None:
+def queue_status_effects(session: Session, app: Application, inv: Invitation, *, actor: str, pending: PendingEffects | None = None) -> None:
     """One card update per state change, plus the notices that status deserves (each at most once).
 
-    With `pending`, the outbox rows are collected there and inserted later in one statement (the poller
-    applies hundreds of changes per cycle); without it they are inserted at once.
+    With `pending`, the outbox rows and the audit entry are collected there and inserted later, a batch
+    at a time (the poller applies hundreds of changes per cycle); without it they are written at once.
     """
     status = AppStatus(app.status)
     ws = app.workspace_id
@@ -173,18 +184,19 @@ def queue_status_effects(
                 payload={"template": "status", "status": status.value, "actor": actor},
             )
         )
+    audit: dict[str, Any] = {
+        "workspace_id": ws,
+        "actor": actor,
+        "action": f"status_{status.value}",
+        "application_id": app.id,
+        "invitation_id": inv.id,
+    }
     if pending is None:
         insert_effects(session, rows)
+        repos.audit(session, **audit)
     else:
-        pending.extend(rows)
-    repos.audit(
-        session,
-        workspace_id=ws,
-        actor=actor,
-        action=f"status_{status.value}",
-        application_id=app.id,
-        invitation_id=inv.id,
-    )
+        pending.outbox.extend(rows)
+        pending.audits.append(audit)
 
 
 def insert_effects(session: Session, rows: list[dict[str, Any]]) -> None:

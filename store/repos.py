@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, select, update
+from sqlalchemy import Select, and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -145,6 +145,12 @@ def audit(
             detail=detail,
         )
     )
+
+
+def audit_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert audit entries (the keyword arguments of `audit`, all with the same keys) in one executemany."""
+    if rows:
+        session.execute(insert(AuditEntry), rows)
 
 
 def audit_for_applications(session: Session, application_ids: Iterable[int]) -> list[AuditEntry]:
