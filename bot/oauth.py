@@ -23,8 +23,7 @@ class EncryptedInstallationStore(SQLAlchemyInstallationStore):
     def __init__(self, *, client_id: str, engine: Engine, box: SecretBox, **kwargs: Any):
         super().__init__(client_id=client_id, engine=engine, **kwargs)
         self._box = box
-        self._saving = threading.local()
-        self.create_tables()
+        self._saving = threading.local()  # its tables come from the migrations (store/migrations 0002)
 
     def _encrypt(self, obj: Any) -> Any:
         changes = {f: self._box.encrypt(getattr(obj, f)) for f in _TOKEN_FIELDS if getattr(obj, f, None)}

@@ -52,6 +52,31 @@ def test_migrations_build_the_schema_from_nothing(tmp_path) -> None:
     assert {"workspaces", "applications", "invitations", "slack_outbox", "audit_log"} <= set(inspect(engine).get_table_names())
 
 
+def test_the_migrations_build_exactly_the_models_schema(tmp_path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from store.models import Base
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+    assert {"slack_installations", "slack_bots", "slack_oauth_states"} <= set(inspect(engine).get_table_names())
+
+
+def test_upgrading_a_database_whose_oauth_tables_slack_sdk_made_at_start_up(tmp_path) -> None:
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine, "0001")
+    SQLAlchemyInstallationStore(client_id="C1", engine=engine).create_tables()  # what earlier releases did
+    SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine).create_tables()
+    upgrade(engine)
+    assert current_revision(engine) == head_revision(engine)
+
+
 def test_a_round_trip_keeps_timezone_aware_utc_datetimes(session_factory: sessionmaker[Session]) -> None:
     moment = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
     with session_factory.begin() as session:
