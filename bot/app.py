@@ -189,6 +189,7 @@ def build_runtime(
         greenhouse_team=default_team_id,
         oauth_enabled=settings.oauth_enabled,
         gate=gate,
+        on_startup=[workspaces.warm_test_lists],
     )
     return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller)
 
@@ -230,7 +231,6 @@ def build_bolt(settings: Settings, services: Services, *, installation_store: An
         from bot.oauth import BOT_SCOPES
 
         state_store = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
-        state_store.create_tables()  # slack_sdk's own table, outside our migrations (like the installation store's)
         app = App(
             oauth_settings=OAuthSettings(
                 client_id=str(settings.slack_client_id),

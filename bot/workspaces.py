@@ -177,6 +177,31 @@ class Workspaces:
         if cached is None or cached[0] <= self._monotonic():
             self._load_tests(team_id)
 
+    def warm_test_lists(self, timeout: float = 30.0) -> threading.Thread:
+        """Load every active workspace's test list, one iMocha call at a time, on a thread of its own.
+
+        Run at start-up, so that the first test pickers after a restart, or on a new replica, come
+        from the cache instead of waiting for iMocha. A failure is logged and skipped.
+        """
+
+        def run() -> None:
+            try:
+                teams = [team for _ws_id, team in self.active_workspaces()]
+            except Exception as exc:
+                log.warning("test lists not loaded at start-up: database unavailable (%s)", exc.__class__.__name__)
+                return
+            for team in teams:
+                try:
+                    self._load_tests(team).result(timeout)
+                except TimeoutError:
+                    log.warning("workspace %s: iMocha's test list took over %.0f s at start-up; going on", team, timeout)
+                except Exception:
+                    pass  # _run_load logged it; the picker retries after TEST_RETRY_SECONDS
+
+        thread = threading.Thread(target=run, name="warm-tests", daemon=True)
+        thread.start()
+        return thread
+
     def cached_tests(self, team_id: str) -> list[Test] | None:
         """The cached list even if stale, without calling iMocha (None when never loaded)."""
         cached = self._tests.get(team_id)

@@ -111,3 +111,28 @@ def test_a_new_key_drops_the_cached_list_and_starts_loading_the_new_one(world: A
 
     assert workspaces.tests(TEAM) == [PYTHON]
     assert imocha.calls == 2
+
+
+def test_start_up_loads_each_active_workspace_list_so_the_first_picker_needs_no_wait(world: Any) -> None:
+    workspaces, imocha, _clock = world
+    imocha.gate.set()
+
+    workspaces.warm_test_lists().join(5)
+
+    assert imocha.calls == 1
+    assert workspaces.tests_for_picker(TEAM, wait=0) == [PYTHON]  # from the cache, at once
+    assert imocha.calls == 1
+
+
+def test_a_failed_start_up_load_is_logged_and_remembered_like_any_failed_load(world: Any, caplog: pytest.LogCaptureFixture) -> None:
+    workspaces, imocha, _clock = world
+    imocha.fail = True
+    imocha.gate.set()
+
+    workspaces.warm_test_lists().join(5)
+
+    assert imocha.calls == 1
+    assert f"workspace {TEAM}: loading the iMocha test list failed: ImochaConnectionError" in caplog.text
+    with pytest.raises(ImochaConnectionError):  # the picker says so, without another call, until the retry time
+        workspaces.tests_for_picker(TEAM, wait=0)
+    assert imocha.calls == 1
