@@ -1,4 +1,4 @@
-"""`imocha-bot check`: a readable report of Slack auth, database, migrations and each workspace's iMocha key."""
+"""`imocha-bot check`: a readable report of Slack auth, database, migrations and each workspace's iMocha and Gem keys."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ def run_check(settings: Settings) -> int:
 
     from bot import imocha
     from bot.crypto import SecretDecryptionError, load_secret_box
+    from bot.gem import GemAuthError, GemClient, GemClients, GemError
     from bot.imocha import ImochaClient
     from bot.workspaces import Workspaces
     from store.db import current_revision, head_revision, make_engine, make_session_factory, ping
@@ -56,11 +57,18 @@ def run_check(settings: Settings) -> int:
         line(False, "Encryption key", str(exc))
         return 1
     http = ImochaClient.build_http(settings.imocha_base_url)
-    workspaces = Workspaces(session_factory=make_session_factory(engine), box=box, imocha_factory=lambda key: ImochaClient(http, key))
+    gem_http = GemClient.build_http(settings.gem_base_url)
+    gem_secret = settings.gem_application_secret.get_secret_value() if settings.gem_application_secret else None
+    workspaces = Workspaces(
+        session_factory=make_session_factory(engine),
+        box=box,
+        imocha_factory=lambda key: ImochaClient(http, key),
+        gem_factory=GemClients(gem_http, application_secret=gem_secret),
+    )
     active = workspaces.active_workspaces()
     if not active:
         print("note No workspace has an iMocha key yet: run /imocha setup in Slack")
-    for _ws_id, team in active:
+    for ws_id, team in active:
         try:
             count = workspaces.tests(team).__len__()
             line(True, f"iMocha key for {team}", f"accepted; {count} tests")
@@ -70,6 +78,18 @@ def run_check(settings: Settings) -> int:
             line(False, f"iMocha key for {team}", "rejected by iMocha: run /imocha setup again")
         except imocha.ImochaError as exc:
             line(False, f"iMocha key for {team}", f"iMocha unreachable ({exc.__class__.__name__})")
+        try:
+            gem_key = workspaces.gem_key(ws_id)
+            if gem_key:
+                workspaces.check_gem_key(gem_key)
+                line(True, f"Gem ATS key for {team}", f"accepted at {settings.gem_base_url}")
+        except SecretDecryptionError as exc:
+            line(False, f"Gem ATS key for {team}", str(exc))
+        except GemAuthError:
+            line(False, f"Gem ATS key for {team}", "rejected by Gem: run /imocha setup again")
+        except GemError as exc:
+            line(False, f"Gem ATS key for {team}", f"Gem unreachable ({exc.__class__.__name__})")
     http.close()
+    gem_http.close()
     print("all checks passed" if not failures else f"{failures} check(s) failed")
     return 0 if not failures else 1

@@ -1,0 +1,84 @@
+"""`imocha-bot check`: one readable line per thing an admin needs working, against the fakes over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.app import build_runtime
+from bot.check import run_check
+from bot.config import Settings
+from bot.workspaces import SetupInput
+from store.db import make_engine, upgrade
+from tests.fakes import gem as gem_fakes
+from tests.fakes.gem import GOOD_GEM_KEY, FakeGem
+from tests.fakes.imocha import GOOD_KEY, FakeImocha
+from tests.fakes.slack import FakeSlack
+from tests.wiring.conftest import ADMIN, TEAM, settings_for
+
+fake_gem = gem_fakes.fake_gem  # the fixture
+
+
+def _configured(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, gem: FakeGem) -> Settings:
+    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
+    upgrade(engine)
+    settings = settings_for(engine, slack, imocha, gem_base_url=gem.url)
+    runtime = build_runtime(settings, engine=engine, with_scheduler=False)
+    try:
+        runtime.services.workspaces.save(
+            TEAM, ADMIN, SetupInput(api_key=GOOD_KEY, default_channel_id=None, validity_days=7, gem_api_key=GOOD_GEM_KEY)
+        )
+    finally:
+        runtime.close()
+    return settings
+
+
+def test_check_reports_slack_database_migrations_and_both_keys(
+    tmp_path: Path,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,
+    fake_gem: FakeGem,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = _configured(tmp_path, slack, fake_imocha, fake_gem)
+
+    assert run_check(settings) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ok   Slack: bot") and TEAM in out[0]
+    assert any(line.startswith("ok   Migrations: at 0002, latest 0002") for line in out)
+    assert any(line.startswith(f"ok   iMocha key for {TEAM}: accepted;") and "tests" in line for line in out)
+    assert any(line.startswith(f"ok   Gem ATS key for {TEAM}: accepted") for line in out)
+    assert out[-1] == "all checks passed"
+    assert GOOD_KEY not in "\n".join(out) and GOOD_GEM_KEY not in "\n".join(out)
+
+
+def test_check_names_a_gem_key_gem_no_longer_accepts(
+    tmp_path: Path,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,
+    fake_gem: FakeGem,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = _configured(tmp_path, slack, fake_imocha, fake_gem)
+    fake_gem.state.keys.clear()  # the key was revoked in Gem
+
+    assert run_check(settings) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"FAIL Gem ATS key for {TEAM}: rejected by Gem: run /imocha setup again" in out
+    assert any(line.startswith(f"ok   iMocha key for {TEAM}") for line in out)
+    assert out[-1] == "1 check(s) failed"
+
+
+def test_check_names_a_gem_it_cannot_reach(
+    tmp_path: Path,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,
+    fake_gem: FakeGem,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = _configured(tmp_path, slack, fake_imocha, fake_gem)
+    unreachable = settings.model_copy(update={"gem_base_url": "http://127.0.0.1:9"})
+
+    assert run_check(unreachable) == 1
+    assert f"FAIL Gem ATS key for {TEAM}: Gem unreachable (GemConnectionError)" in capsys.readouterr().out.splitlines()
