@@ -9,8 +9,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crypto import SecretBox
@@ -61,12 +63,14 @@ class Workspaces:
         imocha_factory: Callable[[str], ImochaClient],
         gem_factory: Callable[[str], GemClient] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = utcnow,
     ):
         self._sf = session_factory
         self._box = box
         self._imocha_factory = imocha_factory
         self._gem_factory = gem_factory
         self._monotonic = monotonic
+        self._clock = clock
         self._tests: dict[str, tuple[float, list[Test]]] = {}  # team -> (fresh until, tests), kept when stale
         self._loads: dict[str, Future[list[Test]]] = {}  # the one list call running per team
         self._failed: dict[str, tuple[float, Exception]] = {}  # team -> (retry after, error) with nothing cached
@@ -110,6 +114,7 @@ class Workspaces:
                 ws.imocha_key_enc = self._box.encrypt(data.api_key)
                 ws.imocha_key_set_by = user_id
                 ws.imocha_key_set_at = utcnow()
+                ws.tests_cache = ws.tests_loaded_at = None  # the old key's tests
             if data.gem_api_key:
                 ws.gem_key_enc = self._box.encrypt(data.gem_api_key)
             ws.default_channel_id = data.default_channel_id
@@ -221,7 +226,7 @@ class Workspaces:
 
     def _run_load(self, team_id: str, future: Future[list[Test]], generation: int) -> None:
         try:
-            tests = self.imocha(team_id).list_tests()
+            tests, fresh_for = self._list_tests(team_id)
         except Exception as exc:
             log.warning("workspace %s: loading the iMocha test list failed: %s", team_id, exc.__class__.__name__)
             with self._loads_guard:
@@ -238,11 +243,41 @@ class Workspaces:
             return
         with self._loads_guard:
             if self._generation.get(team_id, 0) == generation:
-                self._tests[team_id] = (self._monotonic() + TEST_CACHE_SECONDS, tests)
+                self._tests[team_id] = (self._monotonic() + fresh_for, tests)
                 self._failed.pop(team_id, None)
             if self._loads.get(team_id) is future:
                 del self._loads[team_id]
         future.set_result(tests)
+
+    def _list_tests(self, team_id: str) -> tuple[list[Test], float]:
+        """The test list and for how long it is fresh: the one another replica (or this process, before a
+        restart) loaded less than TEST_CACHE_SECONDS ago, kept in the workspace row; else iMocha's."""
+        with self._sf() as session:
+            row = session.execute(
+                select(Workspace.imocha_key_enc, Workspace.tests_cache, Workspace.tests_loaded_at).where(Workspace.team_id == team_id)
+            ).first()
+        if row is None or row.imocha_key_enc is None:
+            raise NotConfigured("iMocha is not set up yet: an admin can run `/imocha setup`.")
+        if row.tests_cache is not None and row.tests_loaded_at is not None:
+            age = (self._clock() - row.tests_loaded_at).total_seconds()
+            if 0 <= age < TEST_CACHE_SECONDS:
+                try:
+                    return [_test_from_row(t) for t in row.tests_cache], TEST_CACHE_SECONDS - age
+                except (TypeError, KeyError, ValueError):
+                    log.warning("workspace %s: the shared test list is unreadable; asking iMocha", team_id)
+        tests = self._imocha_factory(self._box.decrypt(row.imocha_key_enc)).list_tests()
+        rows = [{"test_id": t.test_id, "name": t.name, "duration": t.duration, "status": t.status} for t in tests]
+        try:
+            with self._sf.begin() as session:
+                # Only under the key it was loaded with: a key saved meanwhile has emptied the cache.
+                session.execute(
+                    update(Workspace)
+                    .where(Workspace.team_id == team_id, Workspace.imocha_key_enc == row.imocha_key_enc)
+                    .values(tests_cache=rows, tests_loaded_at=self._clock())
+                )
+        except Exception as exc:
+            log.warning("workspace %s: sharing the test list with other replicas failed (%s)", team_id, exc.__class__.__name__)
+        return tests, TEST_CACHE_SECONDS
 
     def _forget_tests(self, team_id: str) -> None:
         with self._loads_guard:
@@ -266,3 +301,13 @@ class Workspaces:
                 select(Workspace.id, Workspace.team_id).where(Workspace.active.is_(True), Workspace.imocha_key_enc.is_not(None))
             )
             return list(rows)
+
+
+def _test_from_row(row: dict[str, Any]) -> Test:
+    duration, status = row.get("duration"), row.get("status")
+    return Test(
+        test_id=int(row["test_id"]),
+        name=str(row["name"]),
+        duration=int(duration) if duration is not None else None,
+        status=str(status) if status is not None else None,
+    )

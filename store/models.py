@@ -99,6 +99,9 @@ class Workspace(Base):
     poll_checkpoint: Mapped[datetime | None]
     gem_checkpoint: Mapped[datetime | None]
     gem_full_scan_at: Mapped[datetime | None]
+    # The last iMocha test list and when it was loaded, shared by replicas (bot/workspaces.py).
+    tests_cache: Mapped[list[Any] | None]
+    tests_loaded_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

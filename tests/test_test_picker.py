@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from store.db import make_session_factory
 from store.models import Workspace
 
 TEAM = "T1"
+EPOCH = datetime(2026, 11, 26, tzinfo=UTC)
 PYTHON = Test(test_id=1001, name="Python Developer")
 
 
@@ -26,6 +28,7 @@ class SlowImocha:
         self.calls = 0
         self.gate = threading.Event()
         self.fail = fail
+        self.tests = [PYTHON]
         self._lock = threading.Lock()
 
     def list_tests(self) -> list[Test]:
@@ -34,7 +37,7 @@ class SlowImocha:
         self.gate.wait(10)
         if self.fail:
             raise ImochaConnectionError("iMocha could not be reached")
-        return [PYTHON]
+        return list(self.tests)
 
 
 class Clock:
@@ -53,7 +56,13 @@ def world(engine: Engine) -> Any:
         session.add(Workspace(team_id=TEAM, imocha_key_enc=box.encrypt("sandbox-key"), active=True))
     imocha = SlowImocha()
     clock = Clock()
-    workspaces = Workspaces(session_factory=sf, box=box, imocha_factory=lambda key: imocha, monotonic=clock)  # type: ignore[arg-type,return-value]
+    workspaces = Workspaces(
+        session_factory=sf,
+        box=box,
+        imocha_factory=lambda key: imocha,  # type: ignore[arg-type,return-value]
+        monotonic=clock,
+        clock=lambda: EPOCH + timedelta(seconds=clock.now),  # the shared list's age follows the same clock
+    )
     return workspaces, imocha, clock
 
 
@@ -136,3 +145,59 @@ def test_a_failed_start_up_load_is_logged_and_remembered_like_any_failed_load(wo
     with pytest.raises(ImochaConnectionError):  # the picker says so, without another call, until the retry time
         workspaces.tests_for_picker(TEAM, wait=0)
     assert imocha.calls == 1
+
+
+@pytest.fixture
+def two_replicas(engine: Engine) -> Any:
+    """Two bot processes' Workspaces on one database, each with its own iMocha stand-in, one clock."""
+    box = SecretBox(Fernet.generate_key())
+    sf = make_session_factory(engine)
+    with sf.begin() as session:
+        session.add(Workspace(team_id=TEAM, imocha_key_enc=box.encrypt("sandbox-key"), active=True))
+    clock = Clock()
+
+    def replica() -> tuple[Workspaces, SlowImocha]:
+        imocha = SlowImocha()
+        imocha.gate.set()
+        ws = Workspaces(
+            session_factory=sf,
+            box=box,
+            imocha_factory=lambda key: imocha,  # type: ignore[arg-type,return-value]
+            monotonic=clock,
+            clock=lambda: EPOCH + timedelta(seconds=clock.now),
+        )
+        return ws, imocha
+
+    return replica(), replica(), clock
+
+
+def test_a_replica_takes_the_list_another_replica_loaded_instead_of_calling_imocha(two_replicas: Any) -> None:
+    (a, imocha_a), (b, imocha_b), clock = two_replicas
+    assert a.tests(TEAM) == [PYTHON] and imocha_a.calls == 1
+
+    clock.now += TEST_CACHE_SECONDS / 2
+    assert b.tests_for_picker(TEAM) == [PYTHON]
+    assert imocha_b.calls == 0
+
+    # b took it for the rest of a's period only; after that the next load asks iMocha again
+    clock.now += TEST_CACHE_SECONDS / 2 + 1
+    b.tests_for_picker(TEAM)
+    assert b.tests(TEAM) == [PYTHON]
+    assert imocha_b.calls == 1
+
+
+def test_a_new_key_empties_the_shared_list_and_a_load_under_the_old_key_does_not_refill_it(two_replicas: Any, engine: Engine) -> None:
+    (a, imocha_a), (b, imocha_b), _clock = two_replicas
+    new_keys_test = Test(test_id=2002, name="SQL Basics")
+    imocha_b.tests = [new_keys_test]
+    imocha_a.gate.clear()
+    loading = a._load_tests(TEAM)  # under the old key; iMocha has not answered yet
+
+    b.save(TEAM, "UADMIN", SetupInput(api_key="sandbox-new-key", default_channel_id=None, validity_days=7))
+    assert b.tests(TEAM) == [new_keys_test]  # b's save started a load under the new key
+    imocha_a.gate.set()
+    assert loading.result(5) == [PYTHON]  # a's own (now outdated) load finishes...
+
+    with make_session_factory(engine)() as session:
+        shared = session.query(Workspace).filter_by(team_id=TEAM).one().tests_cache
+    assert shared == [{"test_id": 2002, "name": "SQL Basics", "duration": None, "status": None}]  # ...but is not shared
