@@ -116,9 +116,10 @@ def build_runtime(
             return team_cache.get("team")
 
     # Acks first (bot/acks.py): work-pool tasks wait while Slack requests are answered, and yield again
-    # before each iMocha and Slack call they make.
-    gate = AckGate(max_wait=0.5, step_wait=0.2)
+    # before each iMocha and Slack call and each database transaction they start.
+    gate = AckGate(max_wait=0.5, step_wait=0.2, defer_gc=True)
     http.event_hooks["request"].append(gate.yield_to_acks)
+    gate.watch_sessions(session_factory)
     gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for, before_call=gate.yield_to_acks)
     from handlers.blocks import SlackRenderer
 
