@@ -48,22 +48,33 @@ class Clock:
         return self.now
 
 
+class Replicas:
+    """Bot processes' `Workspaces` on one database with one configured workspace, one clock, each with its own iMocha."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.box = SecretBox(Fernet.generate_key())
+        self.sf = make_session_factory(engine)
+        with self.sf.begin() as session:
+            session.add(Workspace(team_id=TEAM, imocha_key_enc=self.box.encrypt("sandbox-key"), active=True))
+        self.clock = Clock()
+
+    def new(self) -> tuple[Workspaces, SlowImocha]:
+        imocha = SlowImocha()
+        workspaces = Workspaces(
+            session_factory=self.sf,
+            box=self.box,
+            imocha_factory=lambda key: imocha,  # type: ignore[arg-type,return-value]
+            monotonic=self.clock,
+            clock=lambda: EPOCH + timedelta(seconds=self.clock.now),  # the shared list's age follows the same clock
+        )
+        return workspaces, imocha
+
+
 @pytest.fixture
 def world(engine: Engine) -> Any:
-    box = SecretBox(Fernet.generate_key())
-    sf = make_session_factory(engine)
-    with sf.begin() as session:
-        session.add(Workspace(team_id=TEAM, imocha_key_enc=box.encrypt("sandbox-key"), active=True))
-    imocha = SlowImocha()
-    clock = Clock()
-    workspaces = Workspaces(
-        session_factory=sf,
-        box=box,
-        imocha_factory=lambda key: imocha,  # type: ignore[arg-type,return-value]
-        monotonic=clock,
-        clock=lambda: EPOCH + timedelta(seconds=clock.now),  # the shared list's age follows the same clock
-    )
-    return workspaces, imocha, clock
+    replicas = Replicas(engine)
+    workspaces, imocha = replicas.new()
+    return workspaces, imocha, replicas.clock
 
 
 def _loaded(workspaces: Workspaces, imocha: SlowImocha) -> None:
@@ -150,25 +161,11 @@ def test_a_failed_start_up_load_is_logged_and_remembered_like_any_failed_load(wo
 @pytest.fixture
 def two_replicas(engine: Engine) -> Any:
     """Two bot processes' Workspaces on one database, each with its own iMocha stand-in, one clock."""
-    box = SecretBox(Fernet.generate_key())
-    sf = make_session_factory(engine)
-    with sf.begin() as session:
-        session.add(Workspace(team_id=TEAM, imocha_key_enc=box.encrypt("sandbox-key"), active=True))
-    clock = Clock()
-
-    def replica() -> tuple[Workspaces, SlowImocha]:
-        imocha = SlowImocha()
-        imocha.gate.set()
-        ws = Workspaces(
-            session_factory=sf,
-            box=box,
-            imocha_factory=lambda key: imocha,  # type: ignore[arg-type,return-value]
-            monotonic=clock,
-            clock=lambda: EPOCH + timedelta(seconds=clock.now),
-        )
-        return ws, imocha
-
-    return replica(), replica(), clock
+    replicas = Replicas(engine)
+    (a, imocha_a), (b, imocha_b) = replicas.new(), replicas.new()
+    imocha_a.gate.set()
+    imocha_b.gate.set()
+    return (a, imocha_a), (b, imocha_b), replicas.clock
 
 
 def test_a_replica_takes_the_list_another_replica_loaded_instead_of_calling_imocha(two_replicas: Any) -> None:

@@ -20,7 +20,10 @@ from tests.wiring.conftest import ADMIN, TEAM, settings_for
 fake_gem = gem_fakes.fake_gem  # the fixture
 
 
-def _configured(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, gem: FakeGem) -> Settings:
+@pytest.fixture
+def configured(tmp_path: Path, slack: FakeSlack, fake_imocha: FakeImocha, fake_gem: FakeGem) -> Settings:
+    """A migrated SQLite database with one workspace whose iMocha and Gem keys were saved."""
+    imocha, gem = fake_imocha, fake_gem
     engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
     upgrade(engine)
     settings = settings_for(engine, slack, imocha, gem_base_url=gem.url)
@@ -34,14 +37,8 @@ def _configured(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, gem: FakeG
     return settings
 
 
-def test_check_reports_slack_database_migrations_and_both_keys(
-    tmp_path: Path,
-    slack: FakeSlack,
-    fake_imocha: FakeImocha,
-    fake_gem: FakeGem,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    settings = _configured(tmp_path, slack, fake_imocha, fake_gem)
+def test_check_reports_slack_database_migrations_and_both_keys(configured: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = configured
 
     assert run_check(settings) == 0
     out = capsys.readouterr().out.splitlines()
@@ -53,14 +50,8 @@ def test_check_reports_slack_database_migrations_and_both_keys(
     assert GOOD_KEY not in "\n".join(out) and GOOD_GEM_KEY not in "\n".join(out)
 
 
-def test_check_names_a_gem_key_gem_no_longer_accepts(
-    tmp_path: Path,
-    slack: FakeSlack,
-    fake_imocha: FakeImocha,
-    fake_gem: FakeGem,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    settings = _configured(tmp_path, slack, fake_imocha, fake_gem)
+def test_check_names_a_gem_key_gem_no_longer_accepts(configured: Settings, fake_gem: FakeGem, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = configured
     fake_gem.state.keys.clear()  # the key was revoked in Gem
 
     assert run_check(settings) == 1
@@ -70,14 +61,8 @@ def test_check_names_a_gem_key_gem_no_longer_accepts(
     assert out[-1] == "1 check(s) failed"
 
 
-def test_check_names_a_gem_it_cannot_reach(
-    tmp_path: Path,
-    slack: FakeSlack,
-    fake_imocha: FakeImocha,
-    fake_gem: FakeGem,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    settings = _configured(tmp_path, slack, fake_imocha, fake_gem)
+def test_check_names_a_gem_it_cannot_reach(configured: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = configured
     unreachable = settings.model_copy(update={"gem_base_url": "http://127.0.0.1:9"})
 
     assert run_check(unreachable) == 1
