@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -296,6 +297,7 @@ def create_web_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = 200
         for fn in on_startup or []:
             await run_in_threadpool(fn)
+        await run_in_threadpool(slack.start_threads)
         # What the process built to get here (modules, the engine, Bolt and its listeners) lives as long
         # as the process; a full collection walked all of it again, 50 ms holding the GIL while acks
         # waited (bench/ack.py). Move it out of the collector's sight.
@@ -349,6 +351,13 @@ class SlackEndpoint:
         self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self.gate = gate or AckGate(max_wait=0)
         self.pool = ThreadPoolExecutor(max_workers=ack_threads, thread_name_prefix="ack")
+
+    def start_threads(self) -> None:
+        """Start every ack thread now rather than during the first burst of requests."""
+        n = self.pool._max_workers
+        barrier = threading.Barrier(n)
+        for future in [self.pool.submit(barrier.wait, 5) for _ in range(n)]:
+            future.result(10)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
