@@ -45,16 +45,7 @@ class BodyTooLarge(Exception):
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await _read_asgi_body(request.receive, request.headers.get("content-length"), limit)
 
 
 def hmac_ok(secret: str, body: bytes, given: str, *, prefix: str) -> bool:
@@ -350,13 +341,13 @@ class SlackEndpoint:
         self.bolt = bolt
         self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self.gate = gate or AckGate(max_wait=0)
+        self.ack_threads = ack_threads
         self.pool = ThreadPoolExecutor(max_workers=ack_threads, thread_name_prefix="ack")
 
     def start_threads(self) -> None:
         """Start every ack thread now rather than during the first burst of requests."""
-        n = self.pool._max_workers
-        barrier = threading.Barrier(n)
-        for future in [self.pool.submit(barrier.wait, 5) for _ in range(n)]:
+        barrier = threading.Barrier(self.ack_threads)
+        for future in [self.pool.submit(barrier.wait, 5) for _ in range(self.ack_threads)]:
             future.result(10)
 
     def close(self) -> None:

@@ -35,6 +35,9 @@ class NotConfigured(DomainError):
     pass
 
 
+NOT_SET_UP = "iMocha is not set up yet: an admin can run `/imocha setup`."
+
+
 @dataclass(frozen=True)
 class WorkspaceSettings:
     team_id: str
@@ -136,7 +139,7 @@ class Workspaces:
         with self._sf() as session:
             key = session.scalar(select(Workspace.imocha_key_enc).where(Workspace.team_id == team_id))
         if key is None:
-            raise NotConfigured("iMocha is not set up yet: an admin can run `/imocha setup`.")
+            raise NotConfigured(NOT_SET_UP)
         return self._imocha_factory(self._box.decrypt(key))
 
     def imocha_by_id(self, workspace_id: int) -> ImochaClient | None:
@@ -257,7 +260,7 @@ class Workspaces:
                 select(Workspace.imocha_key_enc, Workspace.tests_cache, Workspace.tests_loaded_at).where(Workspace.team_id == team_id)
             ).first()
         if row is None or row.imocha_key_enc is None:
-            raise NotConfigured("iMocha is not set up yet: an admin can run `/imocha setup`.")
+            raise NotConfigured(NOT_SET_UP)
         if row.tests_cache is not None and row.tests_loaded_at is not None:
             age = (self._clock() - row.tests_loaded_at).total_seconds()
             if 0 <= age < TEST_CACHE_SECONDS:
