@@ -10,6 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 
+from bot.clock import system_clock
 from bot.crypto import SecretBox
 from bot.imocha import ImochaConnectionError, Test
 from bot.workspaces import TEST_CACHE_SECONDS, TEST_RETRY_SECONDS, SetupInput, Workspaces
@@ -27,6 +28,7 @@ class SlowImocha:
     def __init__(self, *, fail: bool = False) -> None:
         self.calls = 0
         self.gate = threading.Event()
+        self.entered = threading.Event()  # set once a list call is waiting at the gate
         self.fail = fail
         self.tests = [PYTHON]
         self._lock = threading.Lock()
@@ -34,6 +36,7 @@ class SlowImocha:
     def list_tests(self) -> list[Test]:
         with self._lock:
             self.calls += 1
+        self.entered.set()
         self.gate.wait(10)
         if self.fail:
             raise ImochaConnectionError("iMocha could not be reached")
@@ -53,10 +56,10 @@ class Replicas:
 
     def __init__(self, engine: Engine) -> None:
         self.box = SecretBox(Fernet.generate_key())
-        self.sf = make_session_factory(engine)
+        self.clock = Clock()
+        self.sf = make_session_factory(engine, self.wall)
         with self.sf.begin() as session:
             session.add(Workspace(team_id=TEAM, imocha_key_enc=self.box.encrypt("sandbox-key"), active=True))
-        self.clock = Clock()
 
     def new(self) -> tuple[Workspaces, SlowImocha]:
         imocha = SlowImocha()
@@ -65,9 +68,13 @@ class Replicas:
             box=self.box,
             imocha_factory=lambda key: imocha,  # type: ignore[arg-type,return-value]
             monotonic=self.clock,
-            clock=lambda: EPOCH + timedelta(seconds=self.clock.now),  # the shared list's age follows the same clock
+            clock=self.wall,  # the shared list's age follows the same clock
         )
         return workspaces, imocha
+
+    def wall(self) -> datetime:
+        """The same clock as a datetime, for the database and the shared list's age."""
+        return EPOCH + timedelta(seconds=self.clock.now)
 
 
 @pytest.fixture
@@ -189,12 +196,13 @@ def test_a_new_key_empties_the_shared_list_and_a_load_under_the_old_key_does_not
     imocha_b.tests = [new_keys_test]
     imocha_a.gate.clear()
     loading = a._load_tests(TEAM)  # under the old key; iMocha has not answered yet
+    assert imocha_a.entered.wait(5)  # a has read the old key before b replaces it
 
     b.save(TEAM, "UADMIN", SetupInput(api_key="sandbox-new-key", default_channel_id=None, validity_days=7))
     assert b.tests(TEAM) == [new_keys_test]  # b's save started a load under the new key
     imocha_a.gate.set()
     assert loading.result(5) == [PYTHON]  # a's own (now outdated) load finishes...
 
-    with make_session_factory(engine)() as session:
+    with make_session_factory(engine, system_clock)() as session:
         shared = session.query(Workspace).filter_by(team_id=TEAM).one().tests_cache
     assert shared == [{"test_id": 2002, "name": "SQL Basics", "duration": None, "status": None}]  # ...but is not shared
