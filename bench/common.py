@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -360,14 +360,15 @@ def seed_applications(
     """
     from sqlalchemy import func, insert, select, text
 
+    from bot.clock import system_clock
     from store.db import make_engine, make_session_factory
     from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, SlackCard
 
     ws = workspace_id(url)
     engine = make_engine(url)
-    sf = make_session_factory(engine)
+    sf = make_session_factory(engine, system_clock)  # the bot under test runs on the system clock too
     owners = [owner] if isinstance(owner, str) else list(owner)
-    now = datetime.now(UTC)
+    now = system_clock()
     long_ago = now - timedelta(days=2)
     total = needs_sending + sent + expired
     statuses = ["needs_sending"] * needs_sending + ["sent"] * sent + ["expired"] * expired

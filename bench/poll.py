@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,7 @@ def seed_database(url: str, imocha_ids: list[int], key_token: str) -> None:
     """Bulk-insert one workspace with an open, sent application per iMocha invitation."""
     from sqlalchemy import insert
 
+    from bot.clock import system_clock
     from store.db import make_engine, make_session_factory
     from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, Workspace
 
@@ -99,8 +100,8 @@ def seed_database(url: str, imocha_ids: list[int], key_token: str) -> None:
 
     fresh_database(url)  # drops and recreates the tables; creates a missing PostgreSQL database
     engine = make_engine(url)
-    sf = make_session_factory(engine)
-    now = datetime.now(UTC)
+    sf = make_session_factory(engine, system_clock)
+    now = system_clock()
     sent = now - timedelta(days=1)
     with sf.begin() as session:
         session.execute(
@@ -208,11 +209,11 @@ def run_cycles(args: argparse.Namespace, url: str, box: Any, fake: Fake) -> None
     import httpx
     from sqlalchemy import event
 
+    from bot.clock import system_clock
     from bot.imocha import ImochaClient
     from bot.poller import StatusPoller
     from bot.workspaces import Workspaces
     from store.db import make_engine, make_session_factory
-    from store.models import utcnow
 
     engine = make_engine(url)
     statements: Counter[str] = Counter()
@@ -223,10 +224,10 @@ def run_cycles(args: argparse.Namespace, url: str, box: Any, fake: Fake) -> None
         if verb not in ("BEGIN", "PRAGMA"):
             statements[verb] += 1
 
-    sf = make_session_factory(engine)
+    sf = make_session_factory(engine, system_clock)
     http = ImochaClient.build_http(fake.url, timeout=httpx.Timeout(30.0))
-    workspaces = Workspaces(session_factory=sf, box=box, imocha_factory=lambda key: ImochaClient(http, key))
-    poller = StatusPoller(sf, workspaces, utcnow, max_workers=args.workers)
+    workspaces = Workspaces(session_factory=sf, box=box, imocha_factory=lambda key: ImochaClient(http, key), clock=system_clock)
+    poller = StatusPoller(sf, workspaces, system_clock, max_workers=args.workers)
 
     def measure(label: str, run: Any) -> Any:
         statements.clear()

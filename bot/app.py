@@ -23,6 +23,7 @@ from bot.access import Access
 from bot.acks import AckGate, WorkPool
 from bot.assessments import Assessments
 from bot.callbacks import CallbackHandler
+from bot.clock import system_clock
 from bot.config import Settings
 from bot.crypto import SecretBox, load_secret_box
 from bot.gem import GemClient, GemClients
@@ -38,7 +39,6 @@ from bot.web import FrontDoor, create_web_app
 from bot.workspaces import Workspaces
 from store import repos
 from store.db import make_engine, make_session_factory, ping
-from store.models import utcnow
 
 log = logging.getLogger("bot.app")
 
@@ -58,6 +58,7 @@ class Runtime:
     scheduler: Any = None
     closers: list[Callable[[], Any]] = field(default_factory=list)
     gem_poller: GemPoller | None = None
+    clock: Callable[[], datetime] = system_clock  # the one clock every service and the store were given
 
     def close(self) -> None:
         for fn in reversed(self.closers):
@@ -72,7 +73,7 @@ def build_runtime(
     *,
     engine: Engine | None = None,
     box: SecretBox | None = None,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] = system_clock,
     imocha_transport: httpx.BaseTransport | None = None,
     gem_transport: httpx.BaseTransport | None = None,
     token_verification: bool = True,
@@ -80,16 +81,16 @@ def build_runtime(
     holder_id: str | None = None,
 ) -> Runtime:
     engine = engine or make_engine(settings.database_url)
-    session_factory = make_session_factory(engine)
+    session_factory = make_session_factory(engine, clock)
     box = box or load_secret_box(settings)
     http = ImochaClient.build_http(settings.imocha_base_url, transport=imocha_transport)
 
     def imocha_factory(key: str) -> ImochaClient:
-        return ImochaClient(http, key)
+        return ImochaClient(http, key, clock=clock)
 
     gem_http = GemClient.build_http(settings.gem_base_url, transport=gem_transport)
     gem_secret = settings.gem_application_secret.get_secret_value() if settings.gem_application_secret else None
-    gem_clients = GemClients(gem_http, application_secret=gem_secret)
+    gem_clients = GemClients(gem_http, application_secret=gem_secret, clock=clock)
 
     installation_store = None
     if settings.oauth_enabled:
@@ -130,7 +131,7 @@ def build_runtime(
         clock=clock,
         on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
     )
-    workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients)
+    workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients, clock=clock)
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
     services = Services(
         settings=settings,
@@ -192,7 +193,7 @@ def build_runtime(
         gate=gate,
         on_startup=[workspaces.warm_test_lists],
     )
-    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller)
+    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller, clock)
 
 
 def build_bolt(settings: Settings, services: Services, *, installation_store: Any, engine: Engine, token_verification: bool) -> App:

@@ -11,6 +11,7 @@ def run_check(settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot import imocha
+    from bot.clock import system_clock
     from bot.crypto import SecretDecryptionError, load_secret_box
     from bot.gem import GemAuthError, GemClient, GemClients, GemError
     from bot.imocha import ImochaClient
@@ -60,10 +61,11 @@ def run_check(settings: Settings) -> int:
     gem_http = GemClient.build_http(settings.gem_base_url)
     gem_secret = settings.gem_application_secret.get_secret_value() if settings.gem_application_secret else None
     workspaces = Workspaces(
-        session_factory=make_session_factory(engine),
+        session_factory=make_session_factory(engine, system_clock),
         box=box,
         imocha_factory=lambda key: ImochaClient(http, key),
         gem_factory=GemClients(gem_http, application_secret=gem_secret),
+        clock=system_clock,
     )
     active = workspaces.active_workspaces()
     if not active:

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import httpx
 
 # One retry policy and one Retry-After parser for both vendors' clients.
-from bot.imocha import RetryPolicy
-from bot.imocha import _retry_after as retry_after_seconds
+from bot.clock import system_clock
+from bot.imocha import RetryPolicy, retry_after_seconds
 
 logger = logging.getLogger("bot.gem")
 
@@ -274,6 +274,7 @@ class GemClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
+        clock: Callable[[], datetime] = system_clock,  # the time base of `sleep`, for Retry-After dates
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("Gem API key is empty")
@@ -289,6 +290,7 @@ class GemClient:
         self._retry = retry
         self._sleep = sleep
         self._random = random
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"GemClient(base_url={str(self._http.base_url)!r})"
@@ -441,7 +443,7 @@ class GemClient:
             if response.is_success:
                 return self._decode(method, path, response)
 
-            retry_after = retry_after_seconds(response)
+            retry_after = retry_after_seconds(response, self._clock)
             if status == 429:
                 # Throttled requests never reach Gem, so even a note is safe to send again. Every thread
                 # using this key waits: the limit is per key, not per request.

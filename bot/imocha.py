@@ -16,6 +16,8 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
+from bot.clock import system_clock
+
 logger = logging.getLogger("bot.imocha")
 
 _T = TypeVar("_T")
@@ -315,6 +317,7 @@ class ImochaClient:
         retry: RetryPolicy = RetryPolicy(),  # frozen, so one shared default is safe
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
+        clock: Callable[[], datetime] = system_clock,  # the time base of `sleep`, for Retry-After dates
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("iMocha API key is empty")
@@ -323,6 +326,7 @@ class ImochaClient:
         self._retry = retry
         self._sleep = sleep
         self._random = random
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"ImochaClient(base_url={str(self._http.base_url)!r})"
@@ -501,7 +505,7 @@ class ImochaClient:
             if response.is_success:
                 return self._decode(method, path, response)
 
-            retry_after = _retry_after(response)
+            retry_after = retry_after_seconds(response, self._clock)
             # POSTs are retried like GETs: iMocha's invite/reattempt/cancel are idempotent (see RetryPolicy).
             if status in RetryPolicy.RETRY_STATUSES and attempt < max_attempts:
                 if retry_after is not None:
@@ -614,7 +618,7 @@ def _error_text(body: object) -> str | None:
     return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response, clock: Callable[[], datetime]) -> float | None:
     """Seconds to wait according to Retry-After (delta-seconds or HTTP date), or None if absent/garbled."""
     raw = response.headers.get("Retry-After")
     if raw is None or not raw.strip():
@@ -628,7 +632,7 @@ def _retry_after(response: httpx.Response) -> float | None:
             return None
         # Measure against the server's own Date header when it sent one, so clock skew does not matter.
         date_header = response.headers.get("Date")
-        now = (_http_date(date_header) if date_header else None) or datetime.now(UTC)
+        now = (_http_date(date_header) if date_header else None) or clock()
         seconds = (when - now).total_seconds()
     if not math.isfinite(seconds):
         return None

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
@@ -31,7 +31,6 @@ THREAD = "thread"
 DM = "dm"
 
 MAX_ATTEMPTS = 12
-DUE_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 CLAIM_SECONDS = 60
 # Errors that mean "this channel will not take the card": fall back to the owner's DM.
 CHANNEL_GONE = {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}
@@ -126,7 +125,7 @@ class SlackOutbox:
             "application_id": application_id,
             "payload": payload or {},
             "attempts": 0,
-            "next_attempt_at": DUE_NOW,  # due at once, whatever clock the deliverer uses
+            # next_attempt_at: due at once, stamped from the session's clock (store.models.stamp)
         }
 
     @staticmethod

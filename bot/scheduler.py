@@ -13,9 +13,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.clock import system_clock
 from bot.logs import new_request_id
 from store import repos
-from store.models import utcnow
 
 log = logging.getLogger("bot.scheduler")
 
@@ -59,7 +59,7 @@ class Scheduler:
         jobs: Mapping[str, Callable[[], object]],
         session_factory: sessionmaker[Session],
         holder_id: str,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime],
     ):
         unknown = set(jobs) - set(JOB_IDS) - set(SHORT_NAMES)
         if unknown:
@@ -75,7 +75,10 @@ class Scheduler:
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         )
-        first_run = datetime.now(UTC)
+        # APScheduler keeps its own timeline on the wall clock (it compares next_run_time with
+        # datetime.now itself), so the first run is placed on that timeline. `clock` is the domain's
+        # time (leases); it never decides when APScheduler fires.
+        first_run = system_clock()
         for job_id, fn in self._jobs.items():
             seconds = self.intervals[job_id]
             self._scheduler.add_job(

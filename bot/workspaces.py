@@ -20,7 +20,7 @@ from bot.domain import DomainError
 from bot.gem import GemClient
 from bot.imocha import ImochaClient, Test
 from store import repos
-from store.models import Workspace, utcnow
+from store.models import Workspace
 
 log = logging.getLogger("bot.workspaces")
 
@@ -66,7 +66,7 @@ class Workspaces:
         imocha_factory: Callable[[str], ImochaClient],
         gem_factory: Callable[[str], GemClient] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime],
     ):
         self._sf = session_factory
         self._box = box
@@ -116,7 +116,7 @@ class Workspaces:
             if data.api_key:
                 ws.imocha_key_enc = self._box.encrypt(data.api_key)
                 ws.imocha_key_set_by = user_id
-                ws.imocha_key_set_at = utcnow()
+                ws.imocha_key_set_at = self._clock()
                 ws.tests_cache = ws.tests_loaded_at = None  # the old key's tests
             if data.gem_api_key:
                 ws.gem_key_enc = self._box.encrypt(data.gem_api_key)

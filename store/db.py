@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,17 @@ def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+Clock = Callable[[], datetime]
+
+
+def clocked(engine: Engine, clock: Clock) -> Engine:
+    """The same engine (same pool, same events) whose statements stamp times from `clock` (store.models.stamp)."""
+    return engine.execution_options(clock=clock)
+
+
+def make_session_factory(engine: Engine, clock: Clock) -> sessionmaker[Session]:
+    """Sessions for the services: the caller owns the transaction, and every store timestamp comes from `clock`."""
+    return sessionmaker(clocked(engine, clock), expire_on_commit=False)
 
 
 def ping(engine: Engine) -> None:

@@ -36,8 +36,26 @@ NAMING = {
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+class MissingClock(RuntimeError):
+    """A row needed a timestamp but its session was built without the injected clock."""
+
+
+def stamp(context: Any) -> datetime:
+    """Column default: the current time from the clock the engine was given, never the wall clock.
+
+    Every timestamp the store writes on its own (created, changed, due now) comes from the same injected
+    clock as the services' comparisons, so a test clock, a replica with a skewed clock or a sandbox that
+    moves time sees one consistent timeline. `store.db.make_session_factory(engine, clock)` puts the
+    clock in the engine's execution options; a statement run without it fails loudly instead of
+    quietly reading `datetime.now()`.
+    """
+    clock = context.execution_options.get("clock") if context is not None else None
+    if clock is None:
+        raise MissingClock("no clock for this statement: build sessions with store.db.make_session_factory(engine, clock)")
+    moment = clock()
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise MissingClock(f"the clock returned {moment!r}, not a timezone-aware datetime")
+    return moment
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -102,7 +120,7 @@ class Workspace(Base):
     # The last iMocha test list and when it was loaded, shared by replicas (bot/workspaces.py).
     tests_cache: Mapped[list[Any] | None]
     tests_loaded_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class Job(Base):
@@ -132,8 +150,8 @@ class Plan(Base):
     pass_mark: Mapped[int | None] = mapped_column(Integer)
     share_scores_in_channel: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_by: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=stamp)
+    updated_at: Mapped[datetime] = mapped_column(default=stamp, onupdate=stamp)
 
 
 class Candidate(Base):
@@ -172,7 +190,7 @@ class Application(Base):
     owner_user_id: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(20), default=AppStatus.NEEDS_SENDING)
     status_reason: Mapped[str | None] = mapped_column(Text)
-    status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(default=stamp)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     current_invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
     sending_by: Mapped[str | None] = mapped_column(String(32))
@@ -180,8 +198,8 @@ class Application(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(32))
     reviewed_at: Mapped[datetime | None]
     external_candidate_id: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=stamp)
+    updated_at: Mapped[datetime] = mapped_column(default=stamp, onupdate=stamp)
 
     candidate: Mapped[Candidate] = relationship(lazy="joined", innerjoin=True)
     job: Mapped[Job] = relationship(lazy="joined", innerjoin=True)
@@ -218,12 +236,12 @@ class Invitation(Base):
     valid_from: Mapped[datetime | None]
     valid_until: Mapped[datetime | None]
     sent_by: Mapped[str | None] = mapped_column(String(32))
-    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(default=stamp)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(default=stamp)
     last_checked_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=stamp, onupdate=stamp)
 
 
 class ApplicationInvitation(Base):
@@ -249,7 +267,7 @@ class ApplicationInvitation(Base):
     live: Mapped[bool] = mapped_column(Boolean, default=True)
     reused: Mapped[bool] = mapped_column(Boolean, default=False)
     linked_by: Mapped[str | None] = mapped_column(String(32))
-    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    linked_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class SlackCard(Base):
@@ -262,7 +280,7 @@ class SlackCard(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     ts: Mapped[str | None] = mapped_column(String(32))  # None until chat.postMessage succeeded
     in_dm: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class OutboxMessage(Base):
@@ -278,11 +296,11 @@ class OutboxMessage(Base):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)
     claimed_until: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class WebhookDelivery(Base):
@@ -293,7 +311,7 @@ class WebhookDelivery(Base):
     source: Mapped[str] = mapped_column(String(20))
     delivery_id: Mapped[str] = mapped_column(String(200))
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="SET NULL"))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class AuditEntry(Base):
@@ -308,7 +326,7 @@ class AuditEntry(Base):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="SET NULL"))
     invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id", ondelete="SET NULL"))
     detail: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class Reminder(Base):
@@ -319,7 +337,7 @@ class Reminder(Base):
     invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))  # untouched | expiring
     day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (UTC)
-    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class Lease(Base):
@@ -342,7 +360,7 @@ class GemApplication(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     gem_application_id: Mapped[str] = mapped_column(String(100))
     stage_id: Mapped[str | None] = mapped_column(String(100))
-    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class GemWriteback(Base):
@@ -356,7 +374,7 @@ class GemWriteback(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
     invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)
     done_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 

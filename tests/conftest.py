@@ -87,15 +87,33 @@ def sqlite_engine(tmp_path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
+def session_factory(engine: Engine, clock: Clock) -> sessionmaker[Session]:
+    return make_session_factory(engine, clock)
+
+
+# The test clock's starting points. Every test starts at TEST_EPOCH, whatever the machine's date. Tests
+# marked `any_epoch` (the time-dependent flows: outbox retries, Gem write-back, reminders, expiry,
+# leases, poll checkpoints) run again with the clock decades before and after any plausible wall
+# clock, so a timestamp taken from the wall clock instead of the injected one (a model default, a
+# direct datetime.now) puts "now" on the wrong side of a due time and fails them (issue 13).
+TEST_EPOCH = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+EPOCHS = {
+    "epoch2026": TEST_EPOCH,
+    "epoch1999": datetime(1999, 3, 1, 9, 0, tzinfo=UTC),  # before the wall clock (and before 2000-01-01 sentinels)
+    "epoch2099": datetime(2099, 6, 1, 9, 0, tzinfo=UTC),  # after it
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "clock" in metafunc.fixturenames and metafunc.definition.get_closest_marker("any_epoch"):
+        metafunc.parametrize("clock", list(EPOCHS.values()), ids=list(EPOCHS), indirect=True)
 
 
 class Clock:
     """A settable UTC clock for services and fakes."""
 
     def __init__(self, now: datetime | None = None):
-        self.now = now or datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+        self.now = now or TEST_EPOCH
 
     def __call__(self) -> datetime:
         return self.now
@@ -107,5 +125,5 @@ class Clock:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock(request: pytest.FixtureRequest) -> Clock:
+    return Clock(getattr(request, "param", None))

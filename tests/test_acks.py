@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from bot.acks import AckGate, WorkPool
+from bot.clock import system_clock
 from bot.logs import new_request_id, request_id
 from store.db import make_session_factory
 
@@ -90,7 +91,7 @@ def test_the_gate_leaves_a_collector_someone_else_switched_off_alone() -> None:
 
 def test_work_yields_to_acks_as_it_begins_a_database_transaction(engine: Engine) -> None:
     gate = AckGate(max_wait=0, step_wait=0.3)
-    sessions = make_session_factory(engine)
+    sessions = make_session_factory(engine, system_clock)
     gate.watch_sessions(sessions)
 
     def begin_a_transaction() -> float:

@@ -25,9 +25,9 @@ from sqlalchemy import make_url, text
 
 from bot.app import Runtime, build_runtime
 from bot.assessments import LOCK_SECONDS
+from bot.clock import system_clock
 from bot.config import load_settings
 from store.db import make_engine
-from store.models import utcnow
 from tests.botproc import clean_env as _env
 from tests.botproc import spawn_bot
 from tests.conftest import PG_URL
@@ -152,7 +152,7 @@ def in_process_runtime(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, dat
     cwd = os.getcwd()
     os.chdir(tmp_path)  # a SQLite database's key file sits next to it; relative paths resolve like the subprocess's
     try:
-        return build_runtime(settings, clock=lambda: utcnow() + timedelta(seconds=ahead))
+        return build_runtime(settings, clock=lambda: system_clock() + timedelta(seconds=ahead))
     finally:
         os.chdir(cwd)
 

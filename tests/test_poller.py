@@ -32,6 +32,8 @@ from store.models import (
 from tests.conftest import Clock
 from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha, fake_imocha  # noqa: F401
 
+pytestmark = pytest.mark.any_epoch  # time-dependent flows: see tests/conftest.py EPOCHS
+
 WINDOW = "/v3/candidates/testattempts"
 REPORTS = "/v3/reports"
 
@@ -68,7 +70,8 @@ class World:
         return Workspaces(
             session_factory=self.sf,
             box=self.box,
-            imocha_factory=lambda key: ImochaClient(self.http, key, sleep=lambda s: None),
+            imocha_factory=lambda key: ImochaClient(self.http, key, sleep=lambda s: None, clock=self.clock),
+            clock=self.clock,
         )
 
     def poller(self, **kwargs: Any) -> StatusPoller:

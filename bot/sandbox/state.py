@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from bot.clock import system_clock
+
 log = logging.getLogger(__name__)
 
 # Canonical internal statuses: the prose spellings of the reference's behaviour tables (§5.3–§5.5).
@@ -114,10 +116,6 @@ class ForeignInvitations(ImochaStateError):
 
 
 # ----------------------------------------------------------------------------------------- time helpers
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def format_utc(moment: datetime) -> str:
@@ -379,7 +377,7 @@ class ImochaState:
         base_url: str = "http://127.0.0.1:8900",
     ):
         self.accept_key: Callable[[str], bool] = accept_key or (lambda key: key.startswith("sandbox-"))
-        self.clock: Callable[[], datetime] = clock or utc_now
+        self.clock: Callable[[], datetime] = clock or system_clock
         self.base_url = base_url.rstrip("/")
         self.latency = 0.0
         self.callbacks_enabled = True

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import Engine, select, text, update
 
 from bot.imocha import RetryPolicy
-from bot.outbox import DUE_NOW
 from bot.serving import ServerThread, free_port
 from bot.web import create_web_app
 from store.db import make_engine, ping
@@ -66,7 +65,7 @@ def _pending(bot: Bot) -> list[tuple[str, str | None]]:
 def _due_now(bot: Bot) -> None:
     """Move the outbox's clock past every postponed row (a 5xx is retried after 2, 4, 8… seconds)."""
     with bot.runtime.session_factory.begin() as session:
-        session.execute(update(OutboxMessage).where(OutboxMessage.done_at.is_(None)).values(next_attempt_at=DUE_NOW))
+        session.execute(update(OutboxMessage).where(OutboxMessage.done_at.is_(None)).values(next_attempt_at=bot.runtime.clock()))
 
 
 def _app_row(bot: Bot, app_id: int) -> tuple[str, str | None]:

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from bot.clock import system_clock
 from bot.imocha import RetryPolicy
-from store.models import Application, OutboxMessage, utcnow
+from store.models import Application, OutboxMessage
 from tests.fakes import slack_requests as sr
 from tests.wiring.conftest import CHANNEL, MEMBER, RECRUITER, TEAM, Bot
 from tests.wiring.helpers import (
@@ -233,10 +234,10 @@ def test_a_send_interrupted_between_invite_and_record_is_finished_once(bot: Bot)
     # The process died after iMocha created the invitation and before the bot recorded it.
     bot.imocha.invite(email="ada@example.com", name="Ada Lovelace")
     bot.imocha.state.reset_calls()
-    _sending_since(bot, app_id, utcnow())
+    _sending_since(bot, app_id, system_clock())
     assert bot.runtime.services.assessments.recover_stuck_sends() == 0  # a send in flight is not a stuck one
     assert bot.imocha.state.count("/invite") == 0
-    _sending_since(bot, app_id, utcnow() - timedelta(minutes=10))
+    _sending_since(bot, app_id, system_clock() - timedelta(minutes=10))
 
     assert bot.runtime.services.assessments.recover_stuck_sends() == 1
     wait_headline(bot, "Assessment sent")
