@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,6 +36,14 @@ from store.models import (
 )
 from tests.conftest import Clock
 from tests.fakes.gem import BAD_GEM_KEY, GOOD_GEM_KEY, FakeGem, GemState, fake_gem  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.any_epoch  # time-dependent flows: see tests/conftest.py EPOCHS
+
+
+def gem_time(moment: datetime) -> str:
+    """A time as the Gem client sends it in query parameters."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
 
 TEAM = "T0GEM"
 CHANNEL = "CHIRING"
@@ -137,7 +145,7 @@ def build_world(sf: sessionmaker[Session], clock: Clock, fake: FakeGem, **poller
         )
         workspace_id = ws.id
     gem_clients, http = clients(fake, **poller_options.pop("client_options", {}))
-    workspaces = Workspaces(session_factory=sf, box=box, imocha_factory=lambda key: None, gem_factory=gem_clients)  # type: ignore[arg-type,return-value]
+    workspaces = Workspaces(session_factory=sf, box=box, imocha_factory=lambda key: None, gem_factory=gem_clients, clock=clock)  # type: ignore[arg-type,return-value]
     intake = Intake(session_factory=sf, outbox=None, user_by_email=lambda team, email: SLACK_USERS.get(email), default_team_id=lambda: TEAM)  # type: ignore[arg-type]
     poller = GemPoller(
         sf, workspaces, gem_clients, intake, clock, user_by_email=lambda team, email: SLACK_USERS.get(email), **poller_options
@@ -177,7 +185,7 @@ def test_the_client_reads_bare_arrays_page_by_page_until_a_short_page_with_the_k
     assert [c.params["page"] for c in calls] == ["1", "2", "3"]  # 2 + 2 + 1: the short page ends it
     assert {c.params["per_page"] for c in calls} == {"2"}
     assert {c.params["status"] for c in calls} == {"active"}
-    assert {c.params["last_activity_after"] for c in calls} == {"2026-11-26T08:55:00.000Z"}
+    assert {c.params["last_activity_after"] for c in calls} == {gem_time(clock() - timedelta(minutes=5))}
     assert {c.api_key for c in calls} == {GOOD_GEM_KEY}
 
 
@@ -332,7 +340,8 @@ def test_a_move_missed_by_the_incremental_window_is_caught_by_the_full_scan(worl
     assert missed.ok and not missed.full_scan and missed.seen == 0
     assert world.applications() == []
     [call] = world.gem.calls_to("GET", "/ats/v0/applications")
-    assert call.params["last_activity_after"] == "2026-11-26T09:12:00.000Z"  # the last checkpoint minus 10 minutes overlap
+    # the last poll's checkpoint (5 minutes ago) minus 10 minutes overlap
+    assert call.params["last_activity_after"] == gem_time(world.clock() - timedelta(minutes=5 + 10))
 
     world.clock.advance(hours=1)
     world.gem.reset_calls()

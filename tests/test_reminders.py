@@ -13,6 +13,8 @@ from bot.reminders import Reminders
 from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, OutboxMessage, Reminder, Workspace
 from tests.conftest import Clock
 
+pytestmark = pytest.mark.any_epoch  # time-dependent flows: see tests/conftest.py EPOCHS
+
 _numbers = itertools.count(1)
 
 

@@ -13,6 +13,8 @@ from bot.scheduler import GEM, OUTBOX, POLL, REMINDERS, SWEEP, Scheduler
 from store.models import Lease
 from tests.conftest import Clock
 
+pytestmark = pytest.mark.any_epoch  # time-dependent flows: see tests/conftest.py EPOCHS
+
 
 class Counter:
     def __init__(self) -> None:
