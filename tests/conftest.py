@@ -14,6 +14,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.db import make_engine, make_session_factory
 from store.models import Base
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """TEST_WALL_CLOCK=2030-12-31T23:58:00+00:00 runs the suite as if the machine's date were that (time-machine,
+    ticking), to show no test depends on today's date. Subprocesses (the real bot in test_crash, the CLI
+    tests) keep the real clock; they talk to this process only through signed Slack requests, which
+    are signed with the subprocess-side clock or not at all."""
+    wall = os.environ.get("TEST_WALL_CLOCK")
+    if wall:
+        import time_machine
+
+        traveller = time_machine.travel(datetime.fromisoformat(wall), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SESSION_URL: str | None = None
 _pg_engine: Engine | None = None
