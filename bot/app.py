@@ -26,6 +26,7 @@ from bot.callbacks import CallbackHandler
 from bot.clock import system_clock
 from bot.config import Settings
 from bot.crypto import SecretBox, load_secret_box
+from bot.events import EventDeliverer, build_deliverer
 from bot.gem import GemClient, GemClients
 from bot.gem_poller import GemPoller
 from bot.home import HomeQueue
@@ -59,6 +60,7 @@ class Runtime:
     closers: list[Callable[[], Any]] = field(default_factory=list)
     gem_poller: GemPoller | None = None
     clock: Callable[[], datetime] = system_clock  # the one clock every service and the store were given
+    events: EventDeliverer | None = None  # set when EVENTS_WEBHOOK_URL is
 
     def close(self) -> None:
         for fn in reversed(self.closers):
@@ -170,10 +172,15 @@ def build_runtime(
     gem_poller = GemPoller(
         session_factory, workspaces, gem_clients, services.intake, clock, deliver=outbox.deliver, user_by_email=gateway.user_by_email
     )
-    if with_scheduler and poller is not None:
-        scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller)
-
+    events = None
     closers: list[Callable[[], Any]] = [http.close, gem_http.close, engine.dispose, lambda: services.background.shutdown(wait=True)]
+    if settings.events_webhook_url and settings.events_webhook_secret:
+        events, events_http = build_deliverer(
+            settings.events_webhook_url, settings.events_webhook_secret.get_secret_value(), session_factory, clock
+        )
+        closers.append(events_http.close)
+    if with_scheduler and poller is not None:
+        scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller, events=events)
     if scheduler is not None:
         closers.append(lambda: scheduler.shutdown(wait=True))
 
@@ -193,7 +200,7 @@ def build_runtime(
         gate=gate,
         on_startup=[workspaces.warm_test_lists],
     )
-    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller, clock)
+    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller, clock, events)
 
 
 def build_bolt(settings: Settings, services: Services, *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
@@ -268,6 +275,7 @@ def build_scheduler(
     holder_id: str | None,
     *,
     gem_poller: GemPoller | None = None,
+    events: EventDeliverer | None = None,
 ) -> Any:
     from bot.reminders import Reminders
     from bot.scheduler import Scheduler
@@ -281,6 +289,8 @@ def build_scheduler(
     }
     if gem_poller is not None:
         jobs["gem"] = gem_poller.run
+    if events is not None:
+        jobs["events"] = events.run
     return Scheduler(
         poll_seconds=settings.imocha_poll_seconds,
         jobs=jobs,

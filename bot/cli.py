@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from bot.config import ConfigError, Settings, load_settings
 
@@ -24,6 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = sub.add_parser("db", help="database commands")
     db.add_argument("action", choices=["upgrade"])
     sub.add_parser("check", help="verify configuration, Slack, database and each workspace's iMocha key")
+    events = sub.add_parser("events", help="outgoing events (EVENTS_WEBHOOK_URL)")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    replay = events_sub.add_parser("replay", help="send again, in order, the events of every change since a time")
+    replay.add_argument("--since", required=True, type=_iso_time, help="ISO 8601 time, e.g. 2026-12-01T00:00:00Z")
+    replay.add_argument("--until", type=_iso_time, default=None, help="ISO 8601 time (default: now)")
     sandbox = sub.add_parser("sandbox", help="a local iMocha-compatible API with a candidate page")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8900)
@@ -42,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_level, settings.log_format)
         if args.command == "db":
             return _db_upgrade(settings)
+        if args.command == "events":
+            return _events_replay(settings, args.since, args.until)
         if args.command == "check":
             from bot.check import run_check
 
@@ -52,6 +60,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _iso_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time (e.g. 2026-12-01T00:00:00Z)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _events_replay(settings: Settings, since: datetime, until: datetime | None) -> int:
+    from bot.clock import system_clock
+    from bot.events import build_deliverer
+    from store.db import make_engine, make_session_factory
+
+    if not settings.events_webhook_url or settings.events_webhook_secret is None:
+        raise ConfigError("EVENTS_WEBHOOK_URL is not set: there is nowhere to replay events to")
+    engine = make_engine(settings.database_url)
+    _require_db(engine, settings)
+    deliverer, http = build_deliverer(
+        settings.events_webhook_url,
+        settings.events_webhook_secret.get_secret_value(),
+        make_session_factory(engine, system_clock),
+        system_clock,
+    )
+    with http:
+        delivered, failed = deliverer.replay(since, until)
+    engine.dispose()
+    print(f"replayed {delivered + failed} events to {settings.events_webhook_url}: {delivered} delivered, {failed} failed")
+    return 1 if failed else 0
 
 
 def _db_upgrade(settings: Settings) -> int:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     gem_base_url: str = "https://api.gem.com"
     # Only for a Gem partner integration, which sends an application secret with each customer's key.
     gem_application_secret: SecretStr | None = None
+    # Signed outgoing events (bot/events.py): every state change POSTed here, signed with the secret.
+    events_webhook_url: str | None = None
+    events_webhook_secret: SecretStr | None = None
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -62,6 +65,7 @@ class Settings(BaseSettings):
         "ats_webhook_secret",
         "greenhouse_webhook_secret",
         "gem_application_secret",
+        "events_webhook_secret",
         mode="before",
     )
     @classmethod
@@ -70,7 +74,7 @@ class Settings(BaseSettings):
             return None
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("slack_client_id", "public_url", mode="before")
+    @field_validator("slack_client_id", "public_url", "events_webhook_url", mode="before")
     @classmethod
     def _blank_str_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -94,6 +98,16 @@ class Settings(BaseSettings):
     @field_validator("slack_api_url", "imocha_base_url", "gem_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip()
+
+    @field_validator("events_webhook_url")
+    @classmethod
+    def _events_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL")
@@ -140,6 +154,10 @@ class Settings(BaseSettings):
     def _oauth_pair(self) -> Settings:
         if bool(self.slack_client_id) != bool(self.slack_client_secret):
             raise ValueError("SLACK_CLIENT_ID and SLACK_CLIENT_SECRET must be set together")
+        if self.events_webhook_url and self.events_webhook_secret is None:
+            raise ValueError("EVENTS_WEBHOOK_SECRET is required with EVENTS_WEBHOOK_URL: receivers verify each event's X-Signature with it")
+        if self.events_webhook_secret is not None and not self.events_webhook_url:
+            raise ValueError("EVENTS_WEBHOOK_URL is not set, so EVENTS_WEBHOOK_SECRET has nothing to sign: set both or neither")
         return self
 
     # -- derived values -------------------------------------------------------------------------

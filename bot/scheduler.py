@@ -24,13 +24,16 @@ SWEEP = "imocha.sweep"
 REMINDERS = "imocha.reminders"
 OUTBOX = "slack.outbox"
 GEM = "gem.poll"
-JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM)
+EVENTS = "events.deliver"
+JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM, EVENTS)
 # The composition root may name jobs by their short names too.
-SHORT_NAMES = {"poll": POLL, "sweep": SWEEP, "reminders": REMINDERS, "outbox": OUTBOX, "gem": GEM}
-# Jobs one replica at a time may run. The outbox needs no lease: each of its rows is claimed.
-SINGLETONS = frozenset({POLL, SWEEP, REMINDERS, GEM})
+SHORT_NAMES = {"poll": POLL, "sweep": SWEEP, "reminders": REMINDERS, "outbox": OUTBOX, "gem": GEM, "events": EVENTS}
+# Jobs one replica at a time may run. The outbox needs no lease: each of its rows is claimed. Events
+# take the lease so that one replica sends them, in order.
+SINGLETONS = frozenset({POLL, SWEEP, REMINDERS, GEM, EVENTS})
 
 OUTBOX_SECONDS = 5.0
+EVENTS_SECONDS = 5.0
 REMINDER_SECONDS = 3600.0  # hourly; the per-day dedupe keeps it to one reminder a day
 MIN_SWEEP_SECONDS = 60.0
 MIN_GEM_SECONDS = 60.0
@@ -48,6 +51,7 @@ def intervals(poll_seconds: float) -> dict[str, float]:
         REMINDERS: REMINDER_SECONDS,
         OUTBOX: OUTBOX_SECONDS,
         GEM: max(MIN_GEM_SECONDS, poll_seconds),
+        EVENTS: EVENTS_SECONDS,
     }
 
 

@@ -40,6 +40,7 @@ ALLOWED_WALL_CLOCK = {
     "bot/clock.py": "defines system_clock, the production clock",
     "bot/app.py": "the composition root: build_runtime's default clock",
     "bot/check.py": "`imocha-bot check` is its own composition root (a one-shot CLI command)",
+    "bot/cli.py": "`imocha-bot events replay` is its own composition root (a one-shot CLI command)",
     "bot/scheduler.py": "APScheduler fires on its own wall-clock timeline; the domain clock only decides leases",
     "bot/imocha.py": "default time base of the client's real `sleep` for Retry-After dates; build_runtime passes its clock",
     "bot/gem.py": "default time base of the client's real `sleep` for Retry-After dates; build_runtime passes its clock",
