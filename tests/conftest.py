@@ -6,6 +6,7 @@ import atexit
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, make_url, text
@@ -17,16 +18,31 @@ from store.models import Base
 
 def pytest_configure(config: pytest.Config) -> None:
     """TEST_WALL_CLOCK=2030-12-31T23:58:00+00:00 runs the suite as if the machine's date were that (time-machine,
-    ticking), to show no test depends on today's date. Subprocesses (the real bot in test_crash, the CLI
-    tests) keep the real clock; they talk to this process only through signed Slack requests, which
-    are signed with the subprocess-side clock or not at all."""
+    ticking), to show that no test depends on today's date. Python subprocesses (the real bot in
+    test_crash and test_process, the CLI tests) move with it through tests/wall_clock/sitecustomize.py."""
     wall = os.environ.get("TEST_WALL_CLOCK")
     if wall:
+        import time
+
         import time_machine
 
-        traveller = time_machine.travel(datetime.fromisoformat(wall), tick=True)
+        offset = datetime.fromisoformat(wall).timestamp() - time.time()
+        os.environ["TEST_WALL_CLOCK_OFFSET"] = str(offset)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent / "wall_clock"), os.environ.get("PYTHONPATH")]))
+        traveller = time_machine.travel(time.time() + offset, tick=True)
         traveller.start()
         config.add_cleanup(traveller.stop)
+
+
+def migrations_head() -> str:
+    """The newest Alembic revision in store/migrations."""
+    from alembic.script import ScriptDirectory
+
+    from store.db import MIGRATIONS
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
 
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
