@@ -26,6 +26,7 @@ from bot.callbacks import CallbackHandler
 from bot.clock import system_clock
 from bot.config import Settings
 from bot.crypto import SecretBox, load_secret_box
+from bot.decisions import Decisions
 from bot.events import EventDeliverer, build_deliverer
 from bot.gem import GemClient, GemClients
 from bot.gem_poller import GemPoller
@@ -135,14 +136,16 @@ def build_runtime(
     )
     workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients, clock=clock)
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
+    assessments = Assessments(
+        session_factory=session_factory, workspaces=workspaces, outbox=outbox, clock=clock, callback_url=settings.callback_url
+    )
     services = Services(
         settings=settings,
         workspaces=workspaces,
         plans=Plans(session_factory=session_factory),
         intake=Intake(session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id),
-        assessments=Assessments(
-            session_factory=session_factory, workspaces=workspaces, outbox=outbox, clock=clock, callback_url=settings.callback_url
-        ),
+        assessments=assessments,
+        decisions=Decisions(session_factory=session_factory, assessments=assessments, outbox=outbox, clock=clock),
         outbox=outbox,
         gateway=gateway,
         access=access,

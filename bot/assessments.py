@@ -87,7 +87,7 @@ class Assessments:
     def view(self, team_id: str, application_id: int) -> ApplicationView:
         with self._sf() as session:
             app = self._app(session, team_id, application_id)
-            return application_views(session, [app])[0]
+            return application_views(session, [app], now=self._clock())[0]
 
     def existing_results(self, team_id: str, application_id: int) -> list[ExistingResult]:
         """Invitations for the same candidate and test reached through the candidate's other applications."""
@@ -269,7 +269,7 @@ class Assessments:
             self._note(
                 session,
                 app,
-                f"<@{user_id}> {_ACTION_WORDS[action]} {_esc(app.test_name)}"
+                f"<@{user_id}> {_ACTION_WORDS[action]} {escape_mrkdwn(app.test_name)}"
                 + (f" (attempt {inv.attempt})" if inv.attempt > 1 else "")
                 + ".",
             )
@@ -311,7 +311,7 @@ class Assessments:
                 detail=f"iMocha invitation {inv.imocha_id}",
             )
             self._card(session, app, tag="reused")
-            self._note(session, app, f"<@{user_id}> reused the candidate's existing {_esc(inv.test_name)} result.")
+            self._note(session, app, f"<@{user_id}> reused the candidate's existing {escape_mrkdwn(inv.test_name)} result.")
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, "Existing result linked.", self.view(team_id, application_id))
 
@@ -340,7 +340,7 @@ class Assessments:
                 payload={
                     "template": "notice",
                     "user": user_id,
-                    "text": f":warning: Assessment could not be sent to {_esc(app.candidate.name)}: {_esc(reason)}. Use *Retry* on the card.",
+                    "text": f":warning: Assessment could not be sent to {escape_mrkdwn(app.candidate.name)}: {escape_mrkdwn(reason)}. Use *Retry* on the card.",
                 },
             )
         self._outbox.deliver(application_id=application_id)
@@ -513,7 +513,7 @@ class Assessments:
                 application_id=app.id,
                 detail=reason,
             )
-            self._note(session, app, f"<@{user_id}> tried: {action}, but {_esc(reason)}.")
+            self._note(session, app, f"<@{user_id}> tried: {action}, but {escape_mrkdwn(reason)}.")
         self._outbox.deliver(application_id=application_id)
         log.warning("application %s: %s failed: %s", application_id, action, reason)
         return ActionResult(False, f"Not {action}: {reason}.", self.view(team_id, application_id))
@@ -598,7 +598,7 @@ class Assessments:
         return app
 
 
-def _esc(value: str) -> str:
+def escape_mrkdwn(value: str) -> str:
     """Outside text (names, iMocha messages) made inert in mrkdwn, so `<!channel>` pings nobody."""
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

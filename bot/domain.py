@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from store.models import AppStatus
 
@@ -12,6 +13,7 @@ __all__ = [
     "ApplicationView",
     "AuditLine",
     "Conflict",
+    "Decision",
     "DomainError",
     "ExistingResult",
     "InvitationView",
@@ -42,6 +44,21 @@ class NotAllowed(DomainError):
 
 class Conflict(DomainError):
     """The thing already happened or is happening (a double click, a concurrent submit)."""
+
+
+class Decision(enum.StrEnum):
+    """What the hiring team decided about a reviewed result, from the card."""
+
+    ADVANCE = "advance"
+    REJECT = "reject"
+
+    @property
+    def past(self) -> str:
+        return "advanced" if self is Decision.ADVANCE else "rejected"
+
+
+UNDO_DECISION = timedelta(minutes=10)  # how long a decision can be taken back with Undo
+DECIDABLE = (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,10 @@ class ApplicationView:
     card_ts: str | None = None
     card_in_dm: bool = False
     updated_at: datetime | None = None
+    decision: Decision | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    undo_open: bool = False  # the decision is younger than UNDO_DECISION (known only to views built with `now`)
 
     @property
     def passed(self) -> bool | None:

@@ -50,6 +50,8 @@ EVENT_TYPES = {
     "cancelled": "assessment.cancelled",
     "status_left": "assessment.left",
     "reviewed": "assessment.reviewed",
+    "decided": "assessment.decided",  # `decision`: advance | reject
+    "decision_undone": "assessment.decision_undone",  # `decision`: the one taken back
 }
 RETRY_FOR = timedelta(hours=24)
 FIRST_DELAY = 5.0
@@ -99,6 +101,8 @@ def build_event(session: Session, entry: AuditEntry) -> dict[str, Any] | None:
             "reused": entry.action == "reused",
         },
     }
+    if entry.action in ("decided", "decision_undone"):
+        event["decision"] = entry.detail
     if event_type == "assessment.completed" and inv is not None:
         passed = None if inv.percentage is None or app.pass_mark is None else inv.percentage >= app.pass_mark
         event["result"] = {

@@ -285,7 +285,7 @@ class SlackOutbox:
         if application_id is None:
             return None, None
         with self._sf() as session:
-            return application_view(session, application_id), repos.card_for(session, application_id)
+            return application_view(session, application_id, now=self._clock()), repos.card_for(session, application_id)
 
     def _deliver_card(self, team_id: str, application_id: int | None) -> None:
         """Post or update the card; one deliverer per application at a time, so a card is posted once
@@ -311,7 +311,7 @@ class SlackOutbox:
                 session.execute(stmt)
 
         if locked is not None:
-            view, card = application_view(locked, application_id), repos.card_for(locked, application_id)
+            view, card = application_view(locked, application_id, now=self._clock()), repos.card_for(locked, application_id)
         else:
             view, card = self._view(application_id)
         if view is None or card is None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.access import Access
 from bot.assessments import Assessments
 from bot.config import Settings
+from bot.decisions import Decisions
 from bot.home import HomeQueue
 from bot.intake import Intake
 from bot.outbox import SlackOutbox
@@ -23,6 +24,7 @@ class Services:
     plans: Plans
     intake: Intake
     assessments: Assessments
+    decisions: Decisions
     outbox: SlackOutbox
     gateway: SlackGateway
     access: Access

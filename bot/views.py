@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.domain import ApplicationView, AppStatus, InvitationView, SectionView
+from bot.domain import UNDO_DECISION, ApplicationView, AppStatus, Decision, InvitationView, SectionView
 from store.models import Application, ApplicationInvitation, Invitation, Job, SlackCard, Workspace
 
 
@@ -38,8 +39,9 @@ def invitation_view(inv: Invitation) -> InvitationView:
     )
 
 
-def application_views(session: Session, applications: Sequence[Application]) -> list[ApplicationView]:
-    """Views for many applications with a fixed number of queries (no per-row loops)."""
+def application_views(session: Session, applications: Sequence[Application], *, now: datetime | None = None) -> list[ApplicationView]:
+    """Views for many applications with a fixed number of queries (no per-row loops); `now` tells
+    whether a decision can still be undone."""
     if not applications:
         return []
     ids = [app.id for app in applications]
@@ -99,16 +101,20 @@ def application_views(session: Session, applications: Sequence[Application]) -> 
                 card_ts=card.ts if card else None,
                 card_in_dm=card.in_dm if card else False,
                 updated_at=app.updated_at,
+                decision=Decision(app.decision) if app.decision else None,
+                decided_by=app.decided_by,
+                decided_at=app.decided_at,
+                undo_open=bool(app.decided_at and now is not None and now < app.decided_at + UNDO_DECISION),
             )
         )
     return views
 
 
-def application_view(session: Session, application_id: int) -> ApplicationView | None:
+def application_view(session: Session, application_id: int, *, now: datetime | None = None) -> ApplicationView | None:
     app = session.get(Application, application_id)
     if app is None:
         return None
-    return application_views(session, [app])[0]
+    return application_views(session, [app], now=now)[0]
 
 
 def load_applications(session: Session, ids: Iterable[int]) -> list[Application]:

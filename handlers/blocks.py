@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import ApplicationView, AppStatus, AuditLine, ExistingResult, InvitationView, PlanView
+from bot.domain import ApplicationView, AppStatus, AuditLine, Decision, ExistingResult, InvitationView, PlanView
 from handlers import ids
 
 Block = dict[str, Any]
@@ -25,6 +25,8 @@ HEADLINES = {
     AppStatus.CANCELLED: "Assessment cancelled",
     AppStatus.LEFT: "Assessment left unfinished",
 }
+
+DECISION_EMOJI = {Decision.ADVANCE: ":white_check_mark:", Decision.REJECT: ":no_entry_sign:"}
 
 EMOJI = {
     AppStatus.NEEDS_SENDING: ":envelope:",
@@ -96,6 +98,8 @@ def confirm(title: str, text: str, yes: str) -> dict[str, Any]:
 
 def headline(view: ApplicationView) -> str:
     """The status headline as mrkdwn: the reviewer stays a mention, the failure reason is escaped."""
+    if view.decision is not None:
+        return f"{view.decision.past.capitalize()} by <@{esc(view.decided_by)}>" if view.decided_by else view.decision.past.capitalize()
     if view.status == AppStatus.SEND_FAILED:
         return f"Assessment could not be sent: {esc(view.status_reason or 'unknown error')}"
     if view.status == AppStatus.REVIEWED:
@@ -142,7 +146,10 @@ def card_actions(view: ApplicationView, *, in_channel: bool) -> list[dict[str, A
     name = esc(view.candidate_name)
     s = view.status
     buttons: list[dict[str, Any]] = []
-    if s == AppStatus.NEEDS_SENDING and view.candidate_email:
+    if view.decision is not None:
+        if view.undo_open:
+            buttons.append(button("Undo", ids.UNDO_DECISION, value))
+    elif s == AppStatus.NEEDS_SENDING and view.candidate_email:
         buttons.append(button("Send assessment", ids.SEND, value, style="primary"))
     elif s == AppStatus.SEND_FAILED and view.candidate_email:
         buttons.append(button("Retry", ids.RETRY, value, style="primary"))
@@ -202,6 +209,24 @@ def card_actions(view: ApplicationView, *, in_channel: bool) -> list[dict[str, A
         )
     inv = view.invitation
     finished = s in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
+    if finished and view.decision is None:
+        buttons.append(
+            button(
+                "Advance",
+                ids.ADVANCE,
+                value,
+                confirm=confirm("Advance the candidate?", f"{name} moves on; the hiring channel hears who decided.", "Advance"),
+            )
+        )
+        buttons.append(
+            button(
+                "Reject",
+                ids.REJECT,
+                value,
+                style="danger",
+                confirm=confirm("Reject the candidate?", f"{name} is rejected; the hiring channel hears who decided.", "Reject"),
+            )
+        )
     if finished and inv is not None:
         if in_channel and not view.share_scores_in_channel:
             buttons.append(button("Show score", ids.SHOW_SCORE, value))
@@ -247,7 +272,7 @@ def build_card(view: ApplicationView) -> Message:
     if view.owner_user_id:
         facts.append(f"*Owner:* <@{view.owner_user_id}>")
     blocks: list[Block] = [
-        section(f"{EMOJI[view.status]} *{title}*"),
+        section(f"{DECISION_EMOJI[view.decision] if view.decision else EMOJI[view.status]} *{title}*"),
         section("\n".join(facts)),
     ]
     finished = view.status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
@@ -262,6 +287,8 @@ def build_card(view: ApplicationView) -> Message:
             )
         else:
             blocks.extend(result_blocks(view))
+            if view.decision is None and view.passed is not None:
+                blocks.append(context(f"Suggested: {'Advance' if view.passed else 'Reject'} (pass mark {view.pass_mark}%)"))
     notes = []
     if not view.candidate_email:
         notes.append(":warning: The ATS has no email address for this candidate, so the assessment can't be sent. Add one in the ATS.")

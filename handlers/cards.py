@@ -1,4 +1,5 @@
-"""Card buttons: Send (and its confirm modal), Retry, Cancel, Resend, Allow re-attempt, Mark reviewed, Show score."""
+"""Card buttons: Send (and its confirm modal), Retry, Cancel, Resend, Allow re-attempt, Mark reviewed, Show score,
+Advance, Reject and Undo."""
 
 from __future__ import annotations
 
@@ -97,6 +98,9 @@ def register(app: App, services: Services) -> None:
         (ids.RESEND, lambda s: s.assessments.resend),
         (ids.REATTEMPT, lambda s: s.assessments.reattempt),
         (ids.REVIEWED, lambda s: s.assessments.mark_reviewed),
+        (ids.ADVANCE, lambda s: s.decisions.advance),
+        (ids.REJECT, lambda s: s.decisions.reject),
+        (ids.UNDO_DECISION, lambda s: s.decisions.undo),
     ):
         app.action(action_id)(_button(services, fn(services)))
 

@@ -17,6 +17,9 @@ RESEND = "resend_invitation"
 REATTEMPT = "allow_reattempt"
 REVIEWED = "mark_reviewed"
 SHOW_SCORE = "show_score"
+ADVANCE = "advance_candidate"
+REJECT = "reject_candidate"
+UNDO_DECISION = "undo_decision"
 REPORT_LINK = "open_report"
 TEST_LINK = "open_test_link"
 PLAN_EDIT = "plan_edit"
@@ -25,7 +28,7 @@ PLAN_NEW = "plan_new"
 HOME_MORE = "home_show_more"
 HOME_REFRESH = "home_refresh"
 
-CARD_ACTIONS = (SEND, RETRY, CANCEL, RESEND, REATTEMPT, REVIEWED, SHOW_SCORE)
+CARD_ACTIONS = (SEND, RETRY, CANCEL, RESEND, REATTEMPT, REVIEWED, SHOW_SCORE, ADVANCE, REJECT, UNDO_DECISION)
 
 # input blocks (block_id) and their elements (action_id)
 KEY_BLOCK, KEY_INPUT = "api_key", "api_key_input"

@@ -197,6 +197,9 @@ class Application(Base):
     sending_since: Mapped[datetime | None]
     reviewed_by: Mapped[str | None] = mapped_column(String(32))
     reviewed_at: Mapped[datetime | None]
+    decision: Mapped[str | None] = mapped_column(String(10))  # advance | reject (bot.domain.Decision)
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None]
     external_candidate_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=stamp)
     updated_at: Mapped[datetime] = mapped_column(default=stamp, onupdate=stamp)

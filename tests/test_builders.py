@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain import ApplicationView, AppStatus, AuditLine, ExistingResult, InvitationView, PlanView, SectionView
+from bot.domain import ApplicationView, AppStatus, AuditLine, Decision, ExistingResult, InvitationView, PlanView, SectionView
 from handlers import blocks as b
 from tests.fakes.blockkit import assert_valid_message, assert_valid_view, validate_blocks
 
@@ -105,10 +105,11 @@ def test_every_status_has_its_headline_and_exactly_its_buttons(
     assert message["text"].startswith(headline)
     found = _buttons(message)
     assert found[: len(expected)] == expected
-    # the only extra is how to see the result: Show score where scores are private, else the report link
+    # the extras: the decision (issue 15), then how to see the result: Show score where scores are
+    # private, else the report link
     extras = found[len(expected) :]
     if status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED):
-        assert extras == (["Show score"] if not share and not in_dm else ["iMocha report"])
+        assert extras == ["Advance", "Reject"] + (["Show score"] if not share and not in_dm else ["iMocha report"])
     else:
         assert extras == []
     values = {e["value"] for blk in message["blocks"] if blk["type"] == "actions" for e in blk["elements"]}
@@ -388,3 +389,35 @@ def test_every_other_surface_is_valid_block_kit() -> None:
     assert validate_blocks(report, surface="message") == []
     assert "42 / 50 points (84%)" in json.dumps(report) and "<@URITA> sent" in json.dumps(report)
     assert_valid_view(b.build_message_modal("iMocha setup", "Checking the key…"))
+
+
+# -- decisions (issue 15) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("decision", "headline"), [(Decision.ADVANCE, "Advanced by <@UMO>"), (Decision.REJECT, "Rejected by <@UMO>")])
+@pytest.mark.parametrize("undo_open", [True, False])
+def test_a_decided_card_names_who_decided_keeps_the_result_and_offers_only_undo(decision: Decision, headline: str, undo_open: bool) -> None:
+    view = _view(AppStatus.NEEDS_REVIEW, share_scores_in_channel=True, decision=decision, decided_by="UMO", undo_open=undo_open)
+    message = b.build_card(view)
+    assert_valid_message(message["text"], message["blocks"])
+    assert headline in message["blocks"][0]["text"]["text"] and message["text"].startswith(headline)
+    assert _buttons(message) == (["Undo"] if undo_open else []) + ["iMocha report"]
+    assert "42 / 50 points (84%)" in json.dumps(message["blocks"])
+    assert "Suggested" not in json.dumps(message["blocks"])
+
+
+def test_the_suggested_decision_follows_the_pass_mark_only_where_scores_show() -> None:
+    shared = json.dumps(b.build_card(_view(AppStatus.NEEDS_REVIEW, share_scores_in_channel=True))["blocks"])
+    assert "Suggested: Advance (pass mark 60%)" in shared
+    below = json.dumps(b.build_card(_view(AppStatus.NEEDS_REVIEW, share_scores_in_channel=True, pass_mark=90))["blocks"])
+    assert "Suggested: Reject (pass mark 90%)" in below
+    private = json.dumps(b.build_card(_view(AppStatus.NEEDS_REVIEW))["blocks"])
+    assert "Suggested" not in private  # pass/fail is private in the channel
+    no_mark = json.dumps(b.build_card(_view(AppStatus.NEEDS_REVIEW, share_scores_in_channel=True, pass_mark=None))["blocks"])
+    assert "Suggested" not in no_mark
+
+
+def test_the_decision_buttons_ask_for_confirmation() -> None:
+    message = b.build_card(_view(AppStatus.NEEDS_REVIEW))
+    assert _button(message, "Advance")["confirm"]["confirm"]["text"] == "Advance"
+    assert _button(message, "Reject")["confirm"]["confirm"]["text"] == "Reject" and _button(message, "Reject")["style"] == "danger"
