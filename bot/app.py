@@ -219,8 +219,9 @@ def build_runtime(
         greenhouse_team=default_team_id,
         oauth_enabled=settings.oauth_enabled,
         gate=gate,
-        # The process that runs the background jobs also watches for work whose holder died.
-        on_startup=[workspaces.warm_test_lists] + ([claims.start] if scheduler is not None else []),
+        # The process that runs the background jobs also watches for work whose holder died (first: the
+        # test lists wait for iMocha).
+        on_startup=([claims.start] if scheduler is not None else []) + [workspaces.warm_test_lists],
     )
     return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller, claims)
 
