@@ -23,16 +23,18 @@ from bot.access import Access
 from bot.acks import AckGate, WorkPool
 from bot.assessments import Assessments
 from bot.callbacks import CallbackHandler
+from bot.claims import ClaimKeeper, claim_holder_id, process_holder_id
 from bot.clock import system_clock
 from bot.config import Settings
 from bot.crypto import SecretBox, load_secret_box
 from bot.decisions import Decisions
 from bot.events import EventDeliverer, build_deliverer
 from bot.gem import GemClient, GemClients
-from bot.gem_poller import GemPoller
+from bot.gem_poller import WRITEBACK_CLAIMS, GemPoller
 from bot.home import HomeQueue
 from bot.imocha import ImochaClient
 from bot.intake import Intake
+from bot.outbox import CLAIMS as OUTBOX_CLAIMS
 from bot.outbox import SlackOutbox
 from bot.plans import Plans
 from bot.services import Services
@@ -62,6 +64,7 @@ class Runtime:
     gem_poller: GemPoller | None = None
     clock: Callable[[], datetime] = system_clock  # the one clock every service and the store were given
     events: EventDeliverer | None = None  # set when EVENTS_WEBHOOK_URL is
+    claims: ClaimKeeper | None = None
 
     def close(self) -> None:
         for fn in reversed(self.closers):
@@ -127,12 +130,22 @@ def build_runtime(
     gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for, before_call=gate.yield_to_acks)
     from handlers.blocks import SlackRenderer
 
+    holder_id = holder_id or process_holder_id()
+    # Claims on Slack writes and Gem notes, renewed while this process lives (bot/claims.py); work a dead
+    # process claimed is resumed here, on a thread that lets the acks go first.
+    claims = ClaimKeeper(
+        session_factory,
+        holder=claim_holder_id(holder_id),
+        clock=clock,
+        executor=WorkPool(max_workers=1, gate=gate, thread_name_prefix="claims"),
+    )
     outbox = SlackOutbox(
         session_factory=session_factory,
         gateway=gateway,
         renderer=SlackRenderer(),
         clock=clock,
         on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
+        claims=claims,
     )
     workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients, clock=clock)
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
@@ -173,15 +186,31 @@ def build_runtime(
         )
         object.__setattr__(services, "poller", poller)
     gem_poller = GemPoller(
-        session_factory, workspaces, gem_clients, services.intake, clock, deliver=outbox.deliver, user_by_email=gateway.user_by_email
+        session_factory,
+        workspaces,
+        gem_clients,
+        services.intake,
+        clock,
+        deliver=outbox.deliver,
+        user_by_email=gateway.user_by_email,
+        claims=claims,
     )
+    claims.recover_with(OUTBOX_CLAIMS, outbox.deliver)
+    claims.recover_with(WRITEBACK_CLAIMS, gem_poller.write_back)
     events = None
-    closers: list[Callable[[], Any]] = [http.close, gem_http.close, engine.dispose, lambda: services.background.shutdown(wait=True)]
+    # Closed in reverse: the scheduler's jobs and the work pool finish, then the claims stop, then the engine.
+    closers: list[Callable[[], Any]] = [
+        http.close,
+        gem_http.close,
+        engine.dispose,
+        claims.stop,
+        lambda: services.background.shutdown(wait=True),
+    ]
     if settings.events_webhook_url and settings.events_webhook_secret:
         events, events_http = build_deliverer(
             settings.events_webhook_url, settings.events_webhook_secret.get_secret_value(), session_factory, clock
         )
-        closers.append(events_http.close)
+        closers.insert(0, events_http.close)
     if with_scheduler and poller is not None:
         scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller, events=events)
     if scheduler is not None:
@@ -201,9 +230,11 @@ def build_runtime(
         greenhouse_team=default_team_id,
         oauth_enabled=settings.oauth_enabled,
         gate=gate,
-        on_startup=[workspaces.warm_test_lists],
+        # The process that runs the background jobs also watches for work whose holder died (first: the
+        # test lists wait for iMocha).
+        on_startup=([claims.start] if scheduler is not None else []) + [workspaces.warm_test_lists],
     )
-    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller, clock, events)
+    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller, clock, events, claims)
 
 
 def build_bolt(settings: Settings, services: Services, *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
@@ -298,7 +329,7 @@ def build_scheduler(
         poll_seconds=settings.imocha_poll_seconds,
         jobs=jobs,
         session_factory=session_factory,
-        holder_id=holder_id or f"{os.uname().nodename}:{os.getpid()}",
+        holder_id=holder_id or process_holder_id(),
         clock=clock,
     )
 

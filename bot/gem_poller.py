@@ -10,6 +10,11 @@ The first cycle of a workspace records where every application stands without cr
 applications already sitting in a planned stage when Gem is connected may have been handled in Gem
 already, and a backlog of old candidates in a channel is worse than a recruiter running
 `/imocha send` for the few that need it.
+
+Results go back as one note per completed invitation (`GemWriteback`). A note is claimed before it is
+written (bot/claims.py: renewed while this process works on it, lapsing 3 s after it dies, when another
+process resumes it), written only while the claim is sure, and recorded by compare-and-set on the
+claim, so it is written by one process at a time and recorded once.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import gem, metrics
+from bot.claims import ClaimKeeper, ClaimTable, claim_holder_id
 from bot.domain import normalise_key
 from bot.intake import Intake, IntakeEvent, UnknownWorkspace, valid_email
 from bot.workspaces import Workspaces
@@ -46,7 +52,14 @@ DIRECTORY_MISS_TTL = timedelta(minutes=1)  # an unknown job id reloads the direc
 WRITEBACK_MAX_ATTEMPTS = 24  # with the backoff below, about a day of retries
 WRITEBACK_BACKOFF = timedelta(minutes=1)
 WRITEBACK_MAX_BACKOFF = timedelta(hours=1)
-WRITEBACK_CLAIM = timedelta(minutes=5)  # a claimed row is not picked by another run meanwhile
+# While a note is claimed its next_attempt_at is the claim's expiry.
+WRITEBACK_CLAIMS = ClaimTable(
+    "gem_writebacks",
+    GemWriteback,
+    GemWriteback.claimed_by,
+    GemWriteback.next_attempt_at,
+    GemWriteback.done_at.is_(None) & (GemWriteback.attempts < WRITEBACK_MAX_ATTEMPTS),
+)
 
 
 @dataclass
@@ -104,8 +117,10 @@ class GemPoller:
         max_workers: int = 4,
         note_visibility: str = "private",
         writeback_batch: int = 50,
+        claims: ClaimKeeper | None = None,
     ):
         self._sf = session_factory
+        self._claims = claims or ClaimKeeper(session_factory, holder=claim_holder_id(), clock=clock)
         self._workspaces = workspaces
         self._clients = clients
         self._intake = intake
@@ -457,16 +472,18 @@ class GemPoller:
         for row_id in due:
             try:
                 written += int(self._write_one(row_id, now))
-            except Exception:  # one row's surprise must not stop the others; its claim expires and it comes back
+            except Exception:  # one row's surprise must not stop the others; its claim lapses and it comes back
                 log.exception("Gem note %s failed unexpectedly", row_id)
         return written
 
     def _write_one(self, row_id: int, now: datetime) -> bool:
+        since = self._claims.mark()
+        claimed_at = self._clock()  # not the cycle's start: the claim must last from now
         with self._sf.begin() as session:
             claimed: Any = session.execute(
                 update(GemWriteback)
-                .where(GemWriteback.id == row_id, GemWriteback.done_at.is_(None), GemWriteback.next_attempt_at <= now)
-                .values(next_attempt_at=now + WRITEBACK_CLAIM)
+                .where(GemWriteback.id == row_id, GemWriteback.done_at.is_(None), GemWriteback.next_attempt_at <= claimed_at)
+                .values(next_attempt_at=self._claims.expiry(claimed_at), claimed_by=self._claims.holder)
                 .execution_options(synchronize_session=False)
             )
             if claimed.rowcount != 1:
@@ -479,6 +496,16 @@ class GemPoller:
             workspace_id, attempts = wb.workspace_id, wb.attempts
             candidate_id, job_id = app.external_candidate_id, app.job.external_id
             body = note_body(app, inv)
+        if not self._claims.take(WRITEBACK_CLAIMS, [row_id], since):
+            return False  # this process is writing it already (on another thread)
+        try:
+            return self._write_claimed(row_id, now, workspace_id, attempts, candidate_id, job_id, body)
+        finally:
+            self._claims.release(WRITEBACK_CLAIMS, row_id)
+
+    def _write_claimed(
+        self, row_id: int, now: datetime, workspace_id: int, attempts: int, candidate_id: str | None, job_id: str, body: str
+    ) -> bool:
         if not candidate_id:
             self._writeback_failed(row_id, now, attempts, "the application has no Gem candidate id", permanent=True)
             return False
@@ -493,6 +520,9 @@ class GemPoller:
         client = self._clients(key)
         try:
             author = self._note_author(workspace_id, client, job_id)
+            if not self._claims.holds(WRITEBACK_CLAIMS, row_id):
+                log.warning("Gem note %s left unwritten: this process's claim on it may have lapsed", row_id)
+                return False
             client.add_note(candidate_id, body=body, user_id=author, visibility=self._visibility)
         except gem.GemRateLimitError as exc:
             wait = timedelta(seconds=exc.retry_after) if exc.retry_after else DEFAULT_RETRY_AFTER
@@ -511,14 +541,20 @@ class GemPoller:
             self._writeback_failed(row_id, now, attempts, f"{exc.__class__.__name__}: {exc.message}")
             return False
         with self._sf.begin() as session:
-            session.execute(
+            recorded: Any = session.execute(
                 update(GemWriteback)
-                .where(GemWriteback.id == row_id)
-                .values(done_at=now, attempts=attempts + 1, last_error=None)
+                .where(GemWriteback.id == row_id, self._mine())
+                .values(done_at=now, attempts=attempts + 1, last_error=None, claimed_by=None)
                 .execution_options(synchronize_session=False)
             )
+        if recorded.rowcount != 1:
+            log.error("Gem note %s was written, but another process had taken it over: the candidate may get it twice", row_id)
         log.info("Gem note written for candidate %s (invitation row %s)", candidate_id, row_id)
         return True
+
+    def _mine(self) -> Any:
+        """Notes this process still holds: outcomes are recorded by compare-and-set on the claim."""
+        return (GemWriteback.claimed_by == self._claims.holder) & GemWriteback.done_at.is_(None)
 
     def _note_author(self, workspace_id: int, client: gem.GemClient, job_id: str) -> str | None:
         """The Gem user a note is attributed to: the job's first recruiter, else a site admin, else anyone
@@ -537,8 +573,8 @@ class GemPoller:
         with self._sf.begin() as session:
             session.execute(
                 update(GemWriteback)
-                .where(GemWriteback.id == row_id)
-                .values(next_attempt_at=when, last_error=error[:1000])
+                .where(GemWriteback.id == row_id, self._mine())
+                .values(next_attempt_at=when, last_error=error[:1000], claimed_by=None)
                 .execution_options(synchronize_session=False)
             )
 
@@ -548,8 +584,8 @@ class GemPoller:
         with self._sf.begin() as session:
             session.execute(
                 update(GemWriteback)
-                .where(GemWriteback.id == row_id)
-                .values(attempts=attempts, next_attempt_at=now + delay, last_error=error[:1000])
+                .where(GemWriteback.id == row_id, self._mine())
+                .values(attempts=attempts, next_attempt_at=now + delay, last_error=error[:1000], claimed_by=None)
                 .execution_options(synchronize_session=False)
             )
         if attempts >= WRITEBACK_MAX_ATTEMPTS:

@@ -1,4 +1,12 @@
-"""Slack writes that must happen exactly once: stored with the state change, delivered and retried here."""
+"""Slack writes that must happen exactly once: stored with the state change, delivered and retried here.
+
+A row is queued in the transaction that changes the state it announces (a second row with the same
+dedupe key is ignored), so a state change and its Slack writes are stored together or not at all.
+Delivering claims due rows for this process (bot/claims.py: the claim is renewed while the process
+works and lapses 3 s after it dies, when another process resumes it), makes each row's Slack call
+only while the claim is sure, and records the outcome (done, retry later, given up) by
+compare-and-set on the claim, so a row is delivered by one process at a time and recorded done once.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.claims import ClaimKeeper, ClaimTable, claim_holder_id
 from bot.domain import ApplicationView
 from bot.slack_gateway import SlackGateway, SlackUnavailable
 from bot.views import application_view
@@ -31,7 +40,7 @@ THREAD = "thread"
 DM = "dm"
 
 MAX_ATTEMPTS = 12
-CLAIM_SECONDS = 60
+CLAIMS = ClaimTable("slack_outbox", OutboxMessage, OutboxMessage.claimed_by, OutboxMessage.claimed_until, OutboxMessage.done_at.is_(None))
 # Errors that mean "this channel will not take the card": fall back to the owner's DM.
 CHANNEL_GONE = {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}
 PERMANENT = {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments", "user_not_found", "account_inactive"}
@@ -102,8 +111,10 @@ class SlackOutbox:
         clock: Callable[[], datetime],
         pacer: ChannelPacer | None = None,
         on_error: Callable[[str], None] | None = None,
+        claims: ClaimKeeper | None = None,
     ):
         self._sf = session_factory
+        self._claims = claims or ClaimKeeper(session_factory, holder=claim_holder_id(), clock=clock)
         self._gateway = gateway
         self._renderer = renderer
         self._clock = clock
@@ -152,9 +163,20 @@ class SlackOutbox:
     def deliver(self, *, application_id: int | None = None, limit: int = 200) -> int:
         """Deliver due messages (optionally only one application's); returns how many were sent."""
         rows = self._claim(application_id, limit)
+        try:
+            return self._deliver_rows(rows)
+        finally:
+            for row in rows:
+                self._claims.release(CLAIMS, row[0])
+
+    def _deliver_rows(self, rows: list[tuple[int, str, int | None, str, dict[str, Any]]]) -> int:
         sent = 0
         cards_done: set[int] = set()
         for row_id, kind, app_id, team_id, payload in rows:
+            if not self._claims.holds(CLAIMS, row_id):
+                # This process could not renew the claim lately, so another may have taken the row.
+                log.warning("outbox %s #%s left undelivered: this process's claim on it may have lapsed", kind, row_id)
+                continue
             if kind == CARD and app_id in cards_done:
                 self._finish(row_id)  # coalesced: the card already shows the newest state
                 continue
@@ -182,6 +204,8 @@ class SlackOutbox:
             else:
                 self._finish(row_id)
                 sent += 1
+            finally:
+                self._claims.release(CLAIMS, row_id)
         return sent
 
     def pending(self) -> int:
@@ -189,6 +213,7 @@ class SlackOutbox:
             return len(session.scalars(select(OutboxMessage.id).where(OutboxMessage.done_at.is_(None))).all())
 
     def _claim(self, application_id: int | None, limit: int) -> list[tuple[int, str, int | None, str, dict[str, Any]]]:
+        since = self._claims.mark()
         now = self._clock()
         with self._sf.begin() as session:
             due = (
@@ -213,7 +238,7 @@ class SlackOutbox:
                         OutboxMessage.id.in_(ids),
                         or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
                     )
-                    .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                    .values(claimed_by=self._claims.holder, claimed_until=self._claims.expiry(now))
                     .returning(OutboxMessage.id)
                 )
             )
@@ -229,21 +254,33 @@ class SlackOutbox:
                 .where(OutboxMessage.id.in_(claimed))
                 .order_by(OutboxMessage.id)
             )
-            return [(r[0], r[1], r[2], r[3], dict(r[4] or {})) for r in rows]
+            found = [(r[0], r[1], r[2], r[3], dict(r[4] or {})) for r in rows]
+        mine = set(self._claims.take(CLAIMS, [r[0] for r in found], since))
+        return [r for r in found if r[0] in mine]
+
+    def _mine(self) -> Any:
+        """Rows this process still holds: outcomes are recorded by compare-and-set on the claim."""
+        return (OutboxMessage.claimed_by == self._claims.holder) & OutboxMessage.done_at.is_(None)
 
     def _finish(self, row_id: int) -> None:
         with self._sf.begin() as session:
-            session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row_id).values(done_at=self._clock(), claimed_until=None, last_error=None)
+            result: Any = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, self._mine())
+                .values(done_at=self._clock(), claimed_by=None, claimed_until=None, last_error=None)
             )
+        if result.rowcount != 1:
+            log.error("outbox #%s was delivered, but another process had taken it over: it may show twice in Slack", row_id)
 
     def _retry(self, row_id: int, error: str | None, *, delay: float | None = None, count_attempt: bool = True) -> None:
         with self._sf.begin() as session:
-            row = session.get(OutboxMessage, row_id)
-            if row is None:
-                return
+            row = session.get(OutboxMessage, row_id, with_for_update=True)
+            if row is None or row.claimed_by != self._claims.holder or row.done_at is not None:
+                return  # taken over meanwhile: its new holder records the outcome
             if count_attempt:
                 row.attempts += 1
+            row.claimed_by = None
+            row.claimed_until = None
             if row.attempts >= MAX_ATTEMPTS:
                 row.done_at = self._clock()
                 row.last_error = f"gave up after {row.attempts} attempts: {error}"
@@ -251,7 +288,6 @@ class SlackOutbox:
                 return
             wait = delay if delay is not None else min(2**row.attempts, 300)
             row.next_attempt_at = self._clock() + timedelta(seconds=wait)
-            row.claimed_until = None
             if error:
                 row.last_error = error
 
@@ -260,8 +296,8 @@ class SlackOutbox:
         with self._sf.begin() as session:
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == row_id)
-                .values(done_at=self._clock(), claimed_until=None, last_error=f"dropped: {error}")
+                .where(OutboxMessage.id == row_id, self._mine())
+                .values(done_at=self._clock(), claimed_by=None, claimed_until=None, last_error=f"dropped: {error}")
             )
 
     def _on_slack_error(self, row_id: int, kind: str, exc: SlackApiError) -> None:

@@ -339,7 +339,7 @@ class SlackEndpoint:
 
     def __init__(self, bolt: App | None, signing_secret: str | None, *, gate: AckGate | None = None, ack_threads: int = 32):
         self.bolt = bolt
-        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self.verifier = BytesSignatureVerifier(signing_secret) if signing_secret else None
         self.gate = gate or AckGate(max_wait=0)
         self.ack_threads = ack_threads
         self.pool = ThreadPoolExecutor(max_workers=ack_threads, thread_name_prefix="ack")
@@ -405,6 +405,21 @@ class SlackEndpoint:
         content_type = (response.headers.get("content-type") or ["text/plain;charset=utf-8"])[0]
         content = response.body.encode() if isinstance(response.body, str) else bytes(response.body or b"")
         return response.status, content_type, content, extra
+
+
+class BytesSignatureVerifier(SignatureVerifier):
+    """Slack's v0 signature computed over the body's bytes as sent.
+
+    slack_sdk decodes the body as UTF-8 first, so a correctly signed body that is not UTF-8 raised
+    and was answered 401; its signature verifies, and it is a malformed body (400, SPEC §8).
+    """
+
+    def generate_signature(self, *, timestamp: str, body: str | bytes) -> str | None:
+        if timestamp is None:
+            return None
+        raw = body if isinstance(body, bytes) else (body or "").encode()
+        digest = hmac.new(self.signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
+        return f"v0={digest}"
 
 
 def _json_answer(status: int, data: dict[str, Any]) -> tuple[int, str, bytes, dict[str, str]]:

@@ -675,6 +675,20 @@ HELP = (
 )
 
 
+# Audit actions whose stored name does not read as a verb phrase after the actor. A failed re-attempt
+# is stored as "re-attempt" (bot/assessments.py's _action_failed).
+_HISTORY_WORDS = {"reattempt": "allowed a re-attempt", "re-attempt": "allowed a re-attempt"}
+
+
+def history_words(action: str, detail: str | None = None) -> str:
+    """What an audit action reads as in a history line: "<actor> allowed a re-attempt"."""
+    if action == "decided" and detail in set(Decision):
+        return f"{Decision(detail).past} the candidate"
+    if action == "decision_undone" and detail in set(Decision):
+        return f"undid the decision to {detail}"
+    return _HISTORY_WORDS.get(action) or action.replace("_", " ")
+
+
 def build_status_report(email: str, rows: Sequence[tuple[ApplicationView, Sequence[AuditLine]]]) -> list[Block]:
     if not rows:
         return [section(f"No assessments found for {esc(email)}.")]
@@ -688,7 +702,7 @@ def build_status_report(email: str, rows: Sequence[tuple[ApplicationView, Sequen
         for entry in list(history)[-8:]:
             who = f"<@{entry.actor}>" if entry.actor[:1] in ("U", "W") else entry.actor
             outcome = "" if entry.outcome == "ok" else f" ({entry.outcome}: {esc(entry.detail or '')})"
-            lines.append(f"• {_date(entry.at)} {who} {entry.action.replace('_', ' ')}{outcome}")
+            lines.append(f"• {_date(entry.at)} {who} {history_words(entry.action, entry.detail)}{outcome}")
         blocks.append(section("\n".join(lines)))
     return blocks[:50]
 

@@ -300,6 +300,8 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)
+    # Who is delivering it, until when (renewed while it works; bot/claims.py).
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -394,7 +396,9 @@ class GemWriteback(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
     invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # While claimed, next_attempt_at is the claim's expiry (renewed while it works; bot/claims.py).
     next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
     done_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 

@@ -388,6 +388,21 @@ def test_every_other_surface_is_valid_block_kit() -> None:
     report = b.build_status_report("ada@example.com", [(done, history)] * 30)
     assert validate_blocks(report, surface="message") == []
     assert "42 / 50 points (84%)" in json.dumps(report) and "<@URITA> sent" in json.dumps(report)
+
+
+def test_the_status_history_says_who_allowed_a_re_attempt_and_when() -> None:
+    history = [
+        AuditLine("URITA", "sent", "ok", None, NOW),
+        AuditLine("UMEMBER", "reattempt", "ok", "Python Developer (attempt 2, iMocha invitation 7)", NOW),
+        AuditLine("UMEMBER", "re-attempt", "error", "iMocha said no", NOW),
+    ]
+    report = b.build_status_report("ada@example.com", [(_view(AppStatus.SENT, attempt=2), history)])
+    lines = [line for blk in report for line in blk["text"]["text"].splitlines()]
+    allowed = [line for line in lines if "allowed a re-attempt" in line]
+    assert len(allowed) == 2
+    assert allowed[0].startswith("• <!date^") and allowed[0].endswith("<@UMEMBER> allowed a re-attempt")
+    assert allowed[1].endswith("<@UMEMBER> allowed a re-attempt (error: iMocha said no)")
+    assert not any("reattempt" in line for line in lines)
     assert_valid_view(b.build_message_modal("iMocha setup", "Checking the key…"))
 
 
@@ -421,3 +436,9 @@ def test_the_decision_buttons_ask_for_confirmation() -> None:
     message = b.build_card(_view(AppStatus.NEEDS_REVIEW))
     assert _button(message, "Advance")["confirm"]["confirm"]["text"] == "Advance"
     assert _button(message, "Reject")["confirm"]["confirm"]["text"] == "Reject" and _button(message, "Reject")["style"] == "danger"
+
+
+def test_the_status_history_says_who_advanced_rejected_or_undid() -> None:
+    assert b.history_words("decided", "advance") == "advanced the candidate"
+    assert b.history_words("decided", "reject") == "rejected the candidate"
+    assert b.history_words("decision_undone", "reject") == "undid the decision to reject"

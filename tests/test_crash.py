@@ -1,4 +1,5 @@
-"""SIGKILL the real `imocha-bot run` process mid-send and mid-poll: after a restart nothing is lost or doubled.
+"""SIGKILL the real `imocha-bot run` process mid-send, mid-poll and mid-delivery: after a restart nothing is
+lost or doubled, and Slack writes the dead process had claimed go out within seconds.
 
 The bot runs as a subprocess on a SQLite file and on a private PostgreSQL database, against the fake
 Slack and a fake iMocha made slow, so the kill lands while the call is in flight.
@@ -35,7 +36,7 @@ from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import FakeImocha, fake_imocha  # noqa: F401 (fixture)
 from tests.fakes.slack import FakeSlack, Message
 from tests.wiring.conftest import ADMIN, CHANNEL, RECRUITER, TEAM, ats_event, create_plan, setup_workspace
-from tests.wiring.helpers import app_id_of, headline, submit_send
+from tests.wiring.helpers import app_id_of, complete, headline, submit_send
 
 TOKEN = "xoxb-crash-token"
 SECRET = "crash-signing-secret"
@@ -276,5 +277,107 @@ def test_sigkill_mid_send_and_mid_poll_loses_and_doubles_nothing(
     assert sum("completed" in t for t in thread_texts(slack)) == 1
     assert len(cards(slack)) == 1
     assert len(imocha.invitations()) == 1
+    assert_nothing_posted_twice(slack)
+    assert slack.violations == []
+
+
+RECOVERY_SECONDS = 5.0  # issue 14: work a dead process claimed is resumed within this
+
+
+def result_dms(slack: FakeSlack) -> list[Message]:
+    return [m for m in slack.dms_to(RECRUITER) if "completed" in (m.text or "")]
+
+
+def hold_result_dms(slack: FakeSlack) -> None:
+    """Hold the owner's result DM in the fake, so the bot is killed while that claimed write waits."""
+
+    def result_dm(method: str, body: dict[str, Any]) -> bool:
+        return method == "chat.postMessage" and "completed" in str(body.get("text")) and str(body.get("channel"))[:1] == "D"
+
+    slack.hold(result_dm)
+
+
+def kill_after_the_announcement(proc: subprocess.Popen[str], slack: FakeSlack, card_index: int) -> float:
+    """SIGKILL once the completion is announced in the card's thread and the owner's DM is in flight;
+    the DM never reaches Slack. Returns the moment of the kill (time.monotonic)."""
+
+    def announced() -> bool:
+        found = cards(slack)
+        return len(found) > card_index and any("completed" in (m.text or "") for m in slack.thread(CHANNEL, found[card_index].ts))
+
+    wait(lambda: announced() and slack.holding >= 1, 15, "the completion was not announced, or the owner's DM never started")
+    sigkill(proc)
+    killed = time.monotonic()
+    slack.release()  # the held DM's client is gone: the fake drops it
+    wait(lambda: slack.holding == 0, 5, "the held DM was not dropped")
+    assert len(result_dms(slack)) == card_index  # only the earlier applications' DMs
+    return killed
+
+
+def test_after_a_sigkill_past_the_announcement_the_owners_dm_arrives_within_seconds_once(
+    tmp_path: Path,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,  # noqa: F811
+    database: dict[str, str],
+) -> None:
+    """Issue 14: the dead process's claim on the owner's DM lapses in seconds, and a surviving replica
+    (first) or the restarted process (then) delivers it, once."""
+    imocha = fake_imocha.state
+    proc, bot = start_bot(tmp_path, slack, fake_imocha, database)
+    delays: dict[str, float] = {}
+    try:
+        setup_workspace(bot)  # type: ignore[arg-type]
+        assert create_plan(bot).status_code == 200  # type: ignore[arg-type]
+        assert bot.ats(ats_event("app-42", event_id="evt-42")).status_code == 202
+        wait(lambda: len(cards(slack)) == 1, 10, "the card was not posted")
+        assert submit_send(bot, app_id_of(cards(slack)[0])).status_code == 200  # type: ignore[arg-type]
+        wait(lambda: link_dms(slack) == 1 and bool(thread_texts(slack)), 10, "the link DM was not sent")
+
+        # 1. a surviving replica: one in this process, watching for lapsed claims as a served bot does
+        replica = in_process_runtime(tmp_path, slack, fake_imocha, database)
+        assert replica.claims is not None
+        replica.claims.start()
+        try:
+            hold_result_dms(slack)
+            complete(bot, imocha.invitations()[0].id)  # type: ignore[arg-type]  # the callback: the killed process claims the writes
+            killed = kill_after_the_announcement(proc, slack, 0)
+            wait(lambda: len(result_dms(slack)) == 1, 15, "the surviving replica never sent the owner's DM")
+            delays["replica, from the kill"] = time.monotonic() - killed
+        finally:
+            replica.close()
+            bot.sender.close()
+
+        # 2. a restart: another application completes, and the process is killed at the same point
+        proc, bot = start_bot(tmp_path, slack, fake_imocha, database)
+        assert bot.ats(ats_event("app-43", event_id="evt-43", email="bob@example.com")).status_code == 202
+        wait(lambda: len(cards(slack)) == 2, 10, "the second card was not posted")
+        assert submit_send(bot, app_id_of(cards(slack)[1])).status_code == 200  # type: ignore[arg-type]
+        wait(lambda: link_dms(slack) == 2 and len(imocha.invitations()) == 2, 10, "the second link DM was not sent")
+        hold_result_dms(slack)
+        complete(bot, imocha.invitations()[1].id)  # type: ignore[arg-type]
+        killed = kill_after_the_announcement(proc, slack, 1)
+        bot.sender.close()
+        restarted = time.monotonic()
+        proc, bot = start_bot(tmp_path, slack, fake_imocha, database)
+        healthy = time.monotonic()
+        wait(lambda: len(result_dms(slack)) == 2, 15, "the restarted process never sent the owner's DM")
+        delivered = time.monotonic()
+        delays["restart, from the spawn"] = delivered - restarted
+        delays["restart, from healthy"] = delivered - healthy
+        delays["restart, from the kill"] = delivered - killed
+        time.sleep(1.0)  # anything else would show up now
+    finally:
+        if proc.poll() is None:
+            err = sigterm(proc)
+            assert "Traceback" not in err
+        bot.sender.close()
+    print(f"\nrecovery delays ({database['DATABASE_URL'].split(':')[0]}): " + ", ".join(f"{k} {v:.2f}s" for k, v in delays.items()))
+    assert delays["replica, from the kill"] < RECOVERY_SECONDS, delays
+    assert delays["restart, from the spawn"] < RECOVERY_SECONDS, delays
+    assert len(result_dms(slack)) == 2
+    for index in (0, 1):
+        texts = [m.text or "" for m in slack.thread(CHANNEL, cards(slack)[index].ts)]
+        assert sum("completed" in t for t in texts) == 1, texts
+    assert len(cards(slack)) == 2
     assert_nothing_posted_twice(slack)
     assert slack.violations == []

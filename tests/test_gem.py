@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import gem, lifecycle
+from bot.claims import ClaimKeeper
 from bot.crypto import SecretBox
 from bot.domain import normalise_key
 from bot.gem import GemClient, GemClients, RateLimiter, RetryPolicy
-from bot.gem_poller import WRITEBACK_MAX_ATTEMPTS, GemPoller
+from bot.gem_poller import WRITEBACK_CLAIMS, WRITEBACK_MAX_ATTEMPTS, GemPoller
 from bot.imocha import Report, Status
 from bot.intake import Intake
 from bot.workspaces import Workspaces
@@ -598,3 +600,77 @@ def test_a_rate_limited_note_waits_without_using_an_attempt(world: World) -> Non
         assert wb.attempts == 0 and wb.next_attempt_at == world.clock() + timedelta(seconds=60)
     world.clock.advance(seconds=61)
     assert world.poller.write_back() == 1
+
+
+# -------------------------------------------------------------------------------- write-back claims
+
+
+def claimed_by_another(world: World, holder: str, *, lapses_in: timedelta) -> None:
+    """The note is claimed by another process, its claim lapsing `lapses_in` from now unless renewed."""
+    with world.sf.begin() as session:
+        wb = session.scalars(select(GemWriteback)).one()
+        wb.claimed_by, wb.next_attempt_at = holder, world.clock() + lapses_in
+
+
+def test_a_note_claimed_by_a_dead_process_is_written_by_a_watching_one_within_seconds_once(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    fake_gem: FakeGem,  # noqa: F811
+) -> None:
+    claims = ClaimKeeper(session_factory, holder="replica-b", clock=clock, monotonic=lambda: clock().timestamp())
+    world, http = build_world(session_factory, clock, fake_gem, claims=claims)
+    try:
+        intake_one(world)
+        complete(world)
+        claimed_by_another(world, "replica-a", lapses_in=timedelta(seconds=2))  # A claimed the note, then died
+        assert world.poller.write_back() == 0  # A's claim still stands
+        claims.recover_with(WRITEBACK_CLAIMS, world.poller.write_back)
+        claims.start()
+        clock.advance(seconds=3)  # A never renewed: its claim lapsed
+
+        def recorded() -> GemWriteback:
+            with world.sf() as session:
+                return session.scalars(select(GemWriteback)).one()
+
+        deadline = time.monotonic() + 3
+        while recorded().done_at is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # the watcher ticks twice a second
+        assert len(world.gem.notes) == 1
+        wb = recorded()
+        assert wb.done_at == clock() and wb.claimed_by is None and wb.attempts == 1
+        clock.advance(hours=1)
+        assert world.poller.write_back() == 0 and len(world.gem.notes) == 1
+    finally:
+        claims.stop()
+        http.close()
+
+
+def test_a_note_whose_claim_lapsed_while_its_holder_was_slow_is_left_to_the_new_holder(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    fake_gem: FakeGem,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    claims = ClaimKeeper(session_factory, holder="replica-a", clock=clock, monotonic=lambda: clock().timestamp())
+    world, http = build_world(session_factory, clock, fake_gem, claims=claims)
+    try:
+        intake_one(world)
+        complete(world)
+        claimed_by_another(world, "nobody", lapses_in=timedelta(seconds=-1))  # due (and its old claim lapsed)
+        author = world.rita
+
+        def stalled(*_args: Any) -> str:
+            clock.advance(seconds=4)  # the process did not renew for long enough that its claim lapsed
+            claimed_by_another(world, "replica-b", lapses_in=timedelta(seconds=3))  # and B claims the note
+            return author
+
+        monkeypatch.setattr(claims, "_renew", lambda: None)  # this process cannot renew
+        monkeypatch.setattr(world.poller, "_note_author", stalled)
+        assert world.poller.write_back() == 0
+        assert world.gem.notes == []  # A did not write it: B holds it now
+        with world.sf() as session:
+            wb = session.scalars(select(GemWriteback)).one()
+            assert wb.claimed_by == "replica-b" and wb.done_at is None and wb.attempts == 0
+    finally:
+        claims.stop()
+        http.close()

@@ -185,6 +185,8 @@ class FakeSlack:
             self._used_triggers: set[str] = set()
             self._expired_triggers: set[str] = set()
             self._faults: dict[str, list[_Fault]] = {}
+            self._hold: Callable[[str, dict[str, Any]], bool] | None = None
+            self._holding = 0  # calls waiting in a hold now
             self._oauth: tuple[str, str] | None = None
             self._oauth_codes: dict[str, str] = {}
             self._oauth_installers: dict[str, str] = {}
@@ -354,6 +356,25 @@ class FakeSlack:
                 _Fault(status, count, None if retry_after is None else int(retry_after), error, empty_body)
             )
 
+    def hold(self, match: Callable[[str, dict[str, Any]], bool]) -> None:
+        """Hold the calls for which `match(method, body)` is true, unrecorded and unanswered, until `release()`.
+
+        A held call whose client hung up meanwhile (the bot was killed) is dropped on release: Slack
+        never received it. One whose client still waits is then handled as usual.
+        """
+        with self._lock:
+            self._hold = match
+
+    def release(self) -> None:
+        with self._lock:
+            self._hold = None
+
+    @property
+    def holding(self) -> int:
+        """How many calls wait in the hold now."""
+        with self._lock:
+            return self._holding
+
     # -- recording and state -------------------------------------------------------------------------
 
     @property
@@ -459,6 +480,8 @@ class FakeSlack:
         except ValueError:
             return JSONResponse({"ok": False, "error": "invalid_json"})
         token = _bearer(headers.get("authorization")) or body.get("token")
+        if await self._held(method, body, request):
+            return PlainTextResponse("dropped: the client hung up while the call was held", status_code=499)
         with self._lock:
             self._calls.append(Call(method, token, body, headers, time.time()))
             fault = self._take_fault(method)
@@ -500,6 +523,23 @@ class FakeSlack:
             self._violate("response_url", ["/text: a message needs text or blocks (no_text)"])
             return PlainTextResponse("no_text", status_code=400)
         return PlainTextResponse("ok")
+
+    async def _held(self, method: str, body: dict[str, Any], request: Request) -> bool:
+        """Wait while the call is held; True when it is to be dropped (its client is gone)."""
+        with self._lock:
+            if self._hold is None or not self._hold(method, body):
+                return False
+            self._holding += 1
+        try:
+            while True:
+                with self._lock:
+                    if self._hold is None:
+                        break
+                await asyncio.sleep(0.02)
+            return await request.is_disconnected()
+        finally:
+            with self._lock:
+                self._holding -= 1
 
     def _take_fault(self, method: str) -> _Fault | None:
         for key in (method, "*"):

@@ -40,15 +40,17 @@ def new_trigger_id() -> str:
 # -- signing ---------------------------------------------------------------------------------------------
 
 
-def sign(body: str, secret: str, timestamp: int | None = None, *, content_type: str | None = None) -> dict[str, str]:
+def sign(body: str | bytes, secret: str, timestamp: int | None = None, *, content_type: str | None = None) -> dict[str, str]:
     """Headers Slack would send with `body`: v0 HMAC-SHA256 signature, timestamp, Content-Type.
 
-    The Content-Type is JSON when the body starts with "{", else form-encoded, unless given.
+    The Content-Type is JSON when the body starts with "{", else form-encoded, unless given. Bytes
+    are signed as they are (they need not be UTF-8).
     """
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    raw = body if isinstance(body, bytes) else body.encode()
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
     if content_type is None:
-        content_type = JSON if body.lstrip().startswith("{") else FORM
+        content_type = JSON if raw.lstrip().startswith(b"{") else FORM
     return {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": ts,

@@ -205,6 +205,16 @@ def test_allow_reattempt_after_completion_sends_a_new_link_and_says_attempt_2(bo
     link_dm = next(m for m in bot.slack.dms_to(RECRUITER) if new_url in json.dumps(m.blocks))
     assert "Re-attempt allowed (attempt 2)" in json.dumps(link_dm.blocks)
 
+    # /imocha status lists the re-attempt like the other lines: when, who, "allowed a re-attempt"
+    bot.sender.command(team_id="T0001", user_id=RECRUITER, text="status ada@example.com", response_url=bot.slack.response_url("st"))
+    bot.slack.wait_for(lambda s: len(s.responses_to("st")) == 1)
+    blocks = bot.slack.responses_to("st")[0].body["blocks"]
+    history = [line for blk in blocks for line in blk["text"]["text"].splitlines() if line.startswith("• ")]
+    assert any(line.endswith(f"<@{RECRUITER}> sent") for line in history), history
+    allowed = [line for line in history if "allowed a re-attempt" in line]
+    assert len(allowed) == 1 and allowed[0].startswith("• <!date^"), history
+    assert allowed[0].endswith(f"<@{RECRUITER}> allowed a re-attempt"), history
+
     # the second attempt's result replaces the first on the card
     complete(bot, invitations[1].id, points=45)
     wait_headline(bot, "Assessment needs review")

@@ -107,6 +107,20 @@ def test_requests_without_a_valid_signature_get_401_and_change_nothing(bot: Bot)
     assert bot.ats(ats_event()).status_code == 202
 
 
+def test_a_correctly_signed_binary_body_gets_400_and_a_badly_signed_one_401(bot: Bot) -> None:
+    bot.slack.reset_calls()
+    junk = bytes(range(256))  # not UTF-8, not a form, not JSON
+    signed = sr.sign(junk, SECRET, content_type="application/octet-stream")
+    r = httpx.post(bot.sender.url, content=junk, headers=signed)
+    assert r.status_code == 400, r.text  # the signature verifies: a malformed body, not an authentication failure (SPEC §8)
+    assert "error" in r.json()
+    forged = sr.sign(junk, "not-the-secret", content_type="application/octet-stream")
+    assert httpx.post(bot.sender.url, content=junk, headers=forged).status_code == 401
+    assert httpx.post(bot.sender.url, content=junk + b"!", headers=signed).status_code == 401
+    time.sleep(0.2)
+    assert bot.slack.calls == [] and bot.slack.responses == []
+
+
 @pytest.fixture
 def bot_without_secrets(engine: Engine, slack: FakeSlack, fake_imocha: FakeImocha) -> Iterator[Bot]:
     """The same bot with no ATS_WEBHOOK_SECRET (and, like every test bot, no GREENHOUSE_WEBHOOK_SECRET)."""
