@@ -201,6 +201,7 @@ def build_runtime(
         oauth_enabled=settings.oauth_enabled,
         gate=gate,
         on_startup=[workspaces.warm_test_lists],
+        socket_status=socket_link.status if socket_link is not None else None,
     )
     return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller, socket_link)
 
