@@ -5,7 +5,7 @@ client leaves to its user:
 
 - **Acks first.** Each envelope counts on the acks gate (`bot/acks.py`) from the moment it is read
   off the socket until its ack is written, as HTTP requests do in `bot/web.py`, so the work after
-  the acks waits for them.
+  the acks waits for them. Envelopes go from the receive thread straight to the ack workers.
 - **Once per envelope.** Slack delivers an envelope again when it did not get the ack (the socket
   dropped first), with the same `envelope_id`, or for events a new one with `retry_attempt` and the
   same `event_id`. A re-delivery of one already handled is answered with the first ack and not run
@@ -186,8 +186,11 @@ class SocketModeLink:
         self._hello_session: str | None = None
         self._ever_connected = False
         self._down_since: float | None = monotonic()
+        self.pool: _AckPool | None = None
         self._cause: str | None = None
         self._refreshing = False
+        self._refresh = False
+        self._retry_logged = False
         self._stop_reason: str | None = None
         self._raise_on_stop = False
 
@@ -199,6 +202,7 @@ class SocketModeLink:
         Raises SocketModeStopped when Slack refuses the app-level token or has Socket Mode disabled.
         """
         if self.client is None:
+            self.pool = _AckPool(self.gate, self.threads)
             self.client = _Client(self)
             self._down_since = self.monotonic()
             self._raise_on_stop = True
@@ -234,6 +238,8 @@ class SocketModeLink:
             self._watcher.join(5)
         if self.client is not None:
             self.client.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -256,7 +262,7 @@ class SocketModeLink:
                 return
             if up and self._down_since is not None:
                 down = self._seconds_down()
-                self._down_since, self._cause, self._refreshing = None, None, False
+                self._down_since, self._cause, self._refreshing, self._retry_logged = None, None, False, False
                 if self._ever_connected:
                     log.info("Socket Mode connected again after %.1f s", down)
                 else:
@@ -269,9 +275,18 @@ class SocketModeLink:
                     log.warning("Socket Mode connection lost (%s); reconnecting", self._cause or "the socket closed")
 
     def _note(self, cause: str) -> None:
-        """Why the link may be down (a close, an error, a failed reconnect); the watcher acts on it at once."""
+        """Why the link may be down (a close, an error); the watcher acts on it at once."""
         self._cause = cause
         self._wake.set()
+
+    def _reconnect_failed(self, cause: str) -> None:
+        """Once per outage, a line saying why reconnecting fails (the watcher keeps trying, with backoff)."""
+        self._note(cause)
+        with self._lock:
+            first = not self._retry_logged and self._stop_reason is None
+            self._retry_logged = True
+        if first:
+            log.warning("Socket Mode cannot connect yet (%s); retrying with backoff up to %g s", cause, self.max_retry_interval)
 
     def _stop(self, reason: str) -> None:
         with self._lock:
@@ -291,20 +306,21 @@ class SocketModeLink:
 
     # -- messages from the client ---------------------------------------------------------------------
 
-    def _control(self, raw: str) -> None:
-        """hello and disconnect (small, without an envelope_id); envelopes go to `_handle`."""
-        if len(raw) > 4096 or '"envelope_id"' in raw:
-            return
+    def _receive(self, raw: str) -> None:
+        """Every message the connection reads, on its receive thread: hello and disconnect are handled here,
+        envelopes are counted on the acks gate at once and handed to the ack workers (`_handle`)."""
         try:
             message = json.loads(raw)
         except ValueError:
+            log.warning("Socket Mode: a message that is not JSON (%d characters)", len(raw))
             return
         if not isinstance(message, dict):
             return
-        if message.get("type") == "hello" and self.client is not None:
+        kind = message.get("type")
+        if kind == "hello" and self.client is not None:
             self._hello_session = self.client.session_id()
             self._observe()
-        elif message.get("type") == "disconnect":
+        elif kind == "disconnect":
             reason = str(message.get("reason") or "unknown")
             if reason == "link_disabled":
                 self._stop(
@@ -313,10 +329,16 @@ class SocketModeLink:
                 )
             else:
                 log.info("Slack asked for a new Socket Mode connection (%s)", reason)
-                self._refreshing, self._hello_session = True, None
+                self._refreshing, self._refresh, self._hello_session = True, True, None
                 self._note(f"disconnect: {reason}")
+        else:
+            request = SocketModeRequest.from_dict(message)
+            if request is not None and self.pool is not None:
+                self.pool.submit(self._handle, request)
 
-    def _handle(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
+    def _handle(self, request: SocketModeRequest) -> None:
+        client = self.client
+        assert client is not None
         new_request_id("slack")
         started = time.perf_counter()
         keys = envelope_keys(request)
@@ -369,7 +391,10 @@ class SocketModeLink:
             try:
                 self._observe()
                 client = self.client
-                if client is not None and not client.is_connected() and time.monotonic() >= next_try:
+                if client is not None and self._refresh:  # Slack asked for a new connection: open it, then drop the old
+                    self._refresh = False
+                    client.connect_to_new_endpoint(force=True)
+                elif client is not None and not client.is_connected() and time.monotonic() >= next_try:
                     client.connect_to_new_endpoint()
                     if client.is_connected():
                         delay = self.retry_interval
@@ -383,7 +408,7 @@ class SocketModeLink:
 
 
 class _Socket:
-    """The SDK's socket, read in a way its receive loop copes with.
+    """The SDK's socket, read in a way its receive loop copes with, and counted on the acks gate.
 
     - End-of-file raises ConnectionAbortedError: on b"" the SDK's loop read again at once, so a
       connection the server closed spun a CPU for the ~50 s its pings took to give up; an OSError ends
@@ -391,33 +416,62 @@ class _Socket:
     - A read waits at most `poll` s (then raises the timeout the loop expects and retries): the loop
       holds a lock while it reads, and replacing a connection waits for that lock, so with the SDK's
       3-s read timeout a new connection's hello and envelopes waited up to 3 s for the old one.
+    - While bytes wait to be read and parsed, that counts on the acks gate as one request being
+      answered: in a burst the ack workers could otherwise empty the gate between two reads, and the
+      work after the acks started while envelopes were still unread (each envelope then counts on its
+      own from its hand-over to its ack).
     """
 
-    def __init__(self, sock: Any, poll: float = 0.1):
+    def __init__(self, sock: Any, gate: AckGate | None = None, poll: float = 0.1):
         self._sock = sock
+        self._gate = gate
         self._poll = poll
+        self._reading = False
+        self._lock = threading.Lock()
+
+    def _read_some(self, reading: bool) -> None:
+        if self._gate is None:
+            return
+        with self._lock:
+            if reading == self._reading:
+                return
+            self._reading = reading
+        if reading:
+            self._gate.arrived()
+        else:
+            self._gate.answered()
 
     def recv(self, size: int, *args: Any) -> bytes:
         sock = self._sock
         pending = getattr(sock, "pending", None)  # TLS may hold decrypted bytes the descriptor no longer shows
         if not (pending is not None and pending()):
             try:
-                readable, _, _ = select.select([sock], [], [], self._poll)
+                readable, _, _ = select.select([sock], [], [], 0)
+                if not readable:  # what was read so far is parsed and handed over
+                    self._read_some(False)
+                    readable, _, _ = select.select([sock], [], [], self._poll)
             except (ValueError, OSError):  # closed meanwhile (descriptor -1): what the SDK expects of a closed socket
+                self._read_some(False)
                 raise OSError(errno.EBADF, "the socket is closed") from None
             if not readable:
                 raise TimeoutError("timed out")
+        self._read_some(True)
         data: bytes = sock.recv(size, *args)
         if not data and size:
+            self._read_some(False)
             raise ConnectionAbortedError(errno.ECONNABORTED, "Slack closed the connection")
         return data
+
+    def close(self) -> None:
+        self._read_some(False)
+        self._sock.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
 
 class _AckPool(ThreadPoolExecutor):
-    """The client's message workers: each message counts on the acks gate from its arrival until handled."""
+    """The ack workers: each envelope counts on the acks gate from its arrival until it is handled."""
 
     def __init__(self, gate: AckGate | None, max_workers: int):
         super().__init__(max_workers=max_workers, thread_name_prefix="socket-ack")
@@ -454,12 +508,9 @@ class _Client(SocketModeClient):
             auto_reconnect_enabled=False,  # the link's watcher reconnects (and stops when it should)
             ping_interval=link.ping_interval,
             receive_buffer_size=64 * 1024,  # the SDK's frame parser recurses per chunk: fewer, larger chunks
-            concurrency=1,
+            concurrency=1,  # its message workers stay idle: the link's own pool handles envelopes
         )
         self.link = link
-        self.message_workers.shutdown()
-        self.message_workers = _AckPool(link.gate, link.threads)
-        self.socket_mode_request_listeners.append(link._handle)
 
     def issue_new_wss_url(self) -> str:
         try:
@@ -484,7 +535,7 @@ class _Client(SocketModeClient):
             pass
         except Exception as exc:  # network, 5xx, rate limits: the watcher tries again with backoff
             first_line = str(exc).splitlines()[0][:160] if str(exc) else ""
-            self.link._note(f"{exc.__class__.__name__}: {first_line}" if first_line else exc.__class__.__name__)
+            self.link._reconnect_failed(f"{exc.__class__.__name__}: {first_line}" if first_line else exc.__class__.__name__)
 
     def connect(self) -> None:
         super().connect()
@@ -492,20 +543,25 @@ class _Client(SocketModeClient):
         if session is not None:
             with session.sock_send_lock:
                 if session.sock is not None and not isinstance(session.sock, _Socket):
-                    session.sock = _Socket(session.sock)  # type: ignore[assignment]
+                    session.sock = _Socket(session.sock, self.link.gate)  # type: ignore[assignment]
+
+    def enqueue_message(self, message: str) -> None:
+        # The link takes each message on the receive thread instead of the SDK's queue, processor thread
+        # and second JSON parse: one thread hop less, and an envelope counts on the acks gate on arrival.
+        self.link._receive(message)
 
     def close(self) -> None:
         self.closed = True
-        self.message_queue.put(None)  # wakes the message processor's 1-s queue read, which close() would wait for
+        self.message_queue.put(None)  # wakes the idle message processor's 1-s queue read, which close() waits for
         super().close()
 
-    def _on_message(self, message: str) -> None:
-        self.link._control(message)
-        super()._on_message(message)
-
     def _on_error(self, error: Exception) -> None:
-        if isinstance(error, ConnectionError):  # the server closed or reset the socket: expected now and then
-            self.link._note(f"{error.__class__.__name__}: {error}")
+        if isinstance(error, ConnectionError):  # the server closed or reset the socket, or refused a new one
+            cause = f"{error.__class__.__name__}: {error}"
+            if self.link._is_up():
+                self.link._note(cause)
+            else:
+                self.link._reconnect_failed(cause)
             return
         super()._on_error(error)
 

@@ -59,18 +59,25 @@ def test_the_ack_carries_bolts_json_body_or_its_text() -> None:
 
 def test_the_socket_wrapper_turns_end_of_file_into_an_error_and_waits_a_short_while_at_most() -> None:
     ours, theirs = socket.socketpair()
-    wrapped = _Socket(ours, poll=0.05)
+    gate = AckGate()
+    wrapped = _Socket(ours, gate, poll=0.05)
     with pytest.raises(TimeoutError):
         wrapped.recv(10)
-    theirs.sendall(b"abc")
-    assert wrapped.recv(10) == b"abc"
+    theirs.sendall(b"abcdef")
+    assert wrapped.recv(3) == b"abc"
+    assert gate.answering == 1  # bytes still wait to be read: the work after the acks waits too
+    assert wrapped.recv(3) == b"def"
+    with pytest.raises(TimeoutError):
+        wrapped.recv(10)
+    assert gate.answering == 0  # all read and handed over
     theirs.close()
     with pytest.raises(ConnectionAbortedError):
         wrapped.recv(10)
-    ours.close()
+    wrapped.close()
     with pytest.raises(OSError) as closed:
         wrapped.recv(10)
     assert closed.value.errno == errno.EBADF  # what the SDK expects of a socket it closed itself
+    assert gate.answering == 0
 
 
 def test_each_message_counts_on_the_acks_gate_until_its_worker_is_done() -> None:
