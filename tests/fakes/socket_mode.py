@@ -128,8 +128,11 @@ class _Connection:
             (length,) = struct.unpack("!Q", self._read(8))
         if not masked:
             self.server._problem(f"connection {self.number}: a client frame (opcode {opcode}) was not masked")
-        mask = self._read(4) if masked else b"\0\0\0\0"
-        data = bytes(b ^ mask[i % 4] for i, b in enumerate(self._read(length))) if masked else self._read(length)
+        mask = self._read(4) if masked else b""
+        data = self._read(length)
+        if masked and length:
+            key = (mask * (length // 4 + 1))[:length]
+            data = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(length, "big")
         return opcode, data
 
     # -- life ---------------------------------------------------------------------------------------
@@ -350,7 +353,7 @@ class FakeSocketMode:
         return delivery
 
     def deliver_many(self, envelopes: list[tuple[str, dict[str, Any]]], *, connection: _Connection | None = None) -> list[Delivery]:
-        """Several envelopes written back to back in one send (a burst)."""
+        """Several envelopes written back to back (a burst)."""
         conn = connection or self._newest()
         out, frames = [], []
         for type, payload in envelopes:
@@ -364,14 +367,11 @@ class FakeSocketMode:
                 envelope.update(retry_attempt=0, retry_reason="")
             out.append(envelope)
             frames.append(json.dumps(envelope, separators=(",", ":")).encode())
-        deliveries = []
+        deliveries = [Delivery(envelope, conn.number, 0.0) for envelope in out]
         with self._lock:
-            now = time.monotonic()
-            for envelope in out:
-                delivery = Delivery(envelope, conn.number, now)
-                self.deliveries.append(delivery)
-                deliveries.append(delivery)
-        for data in frames:
+            self.deliveries.extend(deliveries)
+        for delivery, data in zip(deliveries, frames, strict=True):
+            delivery.sent_at = time.monotonic()  # each timed from just before its own frame is written
             conn.send_frame(0x1, data)
         return deliveries
 
