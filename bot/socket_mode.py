@@ -25,6 +25,7 @@ client leaves to its user:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -232,14 +233,15 @@ class SocketModeLink:
         return self._stop_reason is not None
 
     def close(self) -> None:
+        """Take no new envelopes (Slack delivers them again elsewhere), ack those in hand, then disconnect."""
         self._closing.set()
         self._wake.set()
         if self._watcher is not None:
             self._watcher.join(5)
-        if self.client is not None:
-            self.client.close()
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+        if self.client is not None:
+            self.client.close()
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -331,10 +333,11 @@ class SocketModeLink:
                 log.info("Slack asked for a new Socket Mode connection (%s)", reason)
                 self._refreshing, self._refresh, self._hello_session = True, True, None
                 self._note(f"disconnect: {reason}")
-        else:
+        elif self.pool is not None and not self._closing.is_set():
             request = SocketModeRequest.from_dict(message)
-            if request is not None and self.pool is not None:
-                self.pool.submit(self._handle, request)
+            if request is not None:
+                with contextlib.suppress(RuntimeError):  # closing: left unacked, so Slack delivers it again
+                    self.pool.submit(self._handle, request)
 
     def _handle(self, request: SocketModeRequest) -> None:
         client = self.client

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import FakeImocha, fake_imocha  # noqa: F401 (fixture)
 from tests.fakes.slack import FakeSlack
-from tests.fakes.socket_mode import FakeSocketMode, SocketSender, form_fields
+from tests.fakes.socket_mode import FakeSocketMode, SocketSender, form_fields, interactive_payload
 from tests.wiring.conftest import ADMIN, CHANNEL, RECRUITER, TEAM, Bot, ats_event, create_plan, make_bot
 from tests.wiring.helpers import app_id_of, buttons, card, card_json, click, complete, settle, submit_send, wait_headline
 
@@ -321,3 +321,27 @@ def test_link_disabled_stops_the_link_for_good_and_health_says_so_at_once(
         time.sleep(0.5)
         assert slack.count("apps.connections.open") == 1  # no reconnecting
         assert socket_server.accepted == 1
+
+
+def test_closing_acks_the_envelopes_in_hand_and_leaves_new_ones_for_slack_to_deliver_again(
+    sqlite_engine: Engine,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,  # noqa: F811
+    socket_server: FakeSocketMode,
+) -> None:
+    with socket_bot(sqlite_engine, slack, fake_imocha, socket_server) as bot:
+        link = bot.runtime.socket_link
+        assert link is not None
+        slack.latency = 0.5  # the setup submission asks Slack whether the user is an admin before its ack
+        values = {"api_key": {"api_key_input": sr.plain("sandbox-test-key")}, "validity_days": {"validity_days_input": sr.number(7)}}
+        body = sr.view_submission(team_id=TEAM, user_id=ADMIN, callback_id="imocha_setup", values=values)
+        in_hand = socket_server.deliver("interactive", interactive_payload(body))
+        slack.wait_for(lambda s: s.count("users.info") >= 1)
+        closing = threading.Thread(target=link.close)
+        closing.start()
+        time.sleep(0.1)
+        late = socket_server.deliver("slash_commands", _setup_command(bot))
+        assert "Checking the key" in json.dumps(in_hand.wait_ack().payload)
+        closing.join(5)
+        assert not late.acked.is_set()
+        socket_server.wait_disconnected()
