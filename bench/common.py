@@ -174,6 +174,7 @@ def bot_settings(options: dict[str, Any]) -> Any:
         encryption_key=options["encryption_key"],
         imocha_poll_seconds=60,
         public_url=None,
+        slack_app_token=options.get("app_token"),  # set: Socket Mode (bench/socket_ack.py)
     )
 
 
@@ -202,6 +203,8 @@ def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
     runtime = build_runtime(bot_settings(options), holder_id=options.get("holder_id"))
     pauses = _record_gc_pauses()
     server = ServerThread(runtime.web, lifespan="on").start()
+    if runtime.socket_link is not None and not runtime.socket_link.connect(timeout=30):
+        raise RuntimeError("the bot did not connect over Socket Mode")
     conn.send({"url": server.url, "pid": os.getpid(), "rss": _rss_mb()})
     while True:
         command, arg = conn.recv()
@@ -238,22 +241,25 @@ def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
             conn.send(exc)
 
 
-def bot_options(fakes: Fakes, database_url: str, encryption_key: str, *, holder_id: str | None = None) -> dict[str, Any]:
+def bot_options(
+    fakes: Fakes, database_url: str, encryption_key: str, *, holder_id: str | None = None, app_token: str | None = None
+) -> dict[str, Any]:
     return {
         "slack_api_url": fakes.slack.api_url,
         "imocha_url": fakes.imocha.url,
         "database_url": database_url,
         "encryption_key": encryption_key,
         "holder_id": holder_id,
+        "app_token": app_token,
     }
 
 
 class BotProcess:
-    """The real bot in HTTP mode, in its own process; `ask()` sends it a control command."""
+    """The real bot in its own process (HTTP mode, or Socket Mode with `app_token`); `ask()` sends it a control command."""
 
-    def __init__(self, *, fakes: Fakes, database_url: str, encryption_key: str, holder_id: str | None = None):
+    def __init__(self, *, fakes: Fakes, database_url: str, encryption_key: str, holder_id: str | None = None, app_token: str | None = None):
         self._conn, child = SPAWN.Pipe()
-        options = bot_options(fakes, database_url, encryption_key, holder_id=holder_id)
+        options = bot_options(fakes, database_url, encryption_key, holder_id=holder_id, app_token=app_token)
         self.process = SPAWN.Process(target=_serve_bot, args=(child, options), daemon=True)
         self.process.start()
         deadline = time.monotonic() + 60
@@ -471,13 +477,16 @@ def seed_applications(
 # -- setting the workspace up through Slack, as a person would ----------------------------------------------
 
 
-def setup_through_slack(bot_url: str, fakes: Fakes) -> None:
-    """`/imocha setup` + its modal with the fake iMocha's key, then `/imocha plan` saved (tests/wiring/conftest.py)."""
+def setup_through_slack(bot_url: str, fakes: Fakes, sender: Any = None) -> None:
+    """`/imocha setup` + its modal with the fake iMocha's key, then `/imocha plan` saved (tests/wiring/conftest.py).
+
+    `sender` is anything with SlackSender's `command` and `submit` (Socket Mode: bench/socket_ack.py).
+    """
     import httpx
 
     from tests.fakes import slack_requests as sr
 
-    with sr.SlackSender(bot_url, SECRET) as sender:
+    with contextlib.nullcontext(sender) if sender is not None else sr.SlackSender(bot_url, SECRET) as sender:
         r = sender.command(team_id=TEAM, user_id=ADMIN, text="setup", response_url=fakes.slack.response_url(ADMIN))
         assert r.status_code == 200, r.text
         fakes.slack.wait_for_calls("views.open", 1)

@@ -54,18 +54,25 @@ class AckGate:
     @contextmanager
     def request(self) -> Iterator[None]:
         """Count one request from its arrival until its answer is written."""
+        self.arrived()
+        try:
+            yield
+        finally:
+            self.answered()
+
+    def arrived(self) -> None:
+        """Count one request as being answered; pair each call with one `answered()` (or use `request()`)."""
         with self._idle:
             self._answering += 1
             if self.defer_gc:
                 self._defer_gc()
-        try:
-            yield
-        finally:
-            with self._idle:
-                self._answering -= 1
-                if self._answering == 0:
-                    self._idle.notify_all()
-                    self._resume_gc()
+
+    def answered(self) -> None:
+        with self._idle:
+            self._answering -= 1
+            if self._answering == 0:
+                self._idle.notify_all()
+                self._resume_gc()
 
     def _defer_gc(self) -> None:
         """Garbage collection waits too: a full collection held the GIL 20-50 ms while acks queued

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from bot.outbox import SlackOutbox
 from bot.plans import Plans
 from bot.services import Services
 from bot.slack_gateway import SlackGateway
+from bot.socket_mode import SocketModeLink
 from bot.web import FrontDoor, create_web_app
 from bot.workspaces import Workspaces
 from store import repos
@@ -65,6 +67,7 @@ class Runtime:
     clock: Callable[[], datetime] = system_clock  # the one clock every service and the store were given
     events: EventDeliverer | None = None  # set when EVENTS_WEBHOOK_URL is
     claims: ClaimKeeper | None = None
+    socket_link: SocketModeLink | None = None  # Socket Mode (SLACK_APP_TOKEN set); `connect()` opens it
 
     def close(self) -> None:
         for fn in reversed(self.closers):
@@ -85,6 +88,7 @@ def build_runtime(
     token_verification: bool = True,
     with_scheduler: bool = False,
     holder_id: str | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Runtime:
     engine = engine or make_engine(settings.database_url)
     session_factory = make_session_factory(engine, clock)
@@ -213,8 +217,14 @@ def build_runtime(
         closers.insert(0, events_http.close)
     if with_scheduler and poller is not None:
         scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller, events=events)
+
+    socket_link = None
+    if settings.socket_mode and settings.slack_app_token is not None:
+        socket_link = SocketModeLink(bolt, app_token=settings.slack_app_token.get_secret_value(), gate=gate, monotonic=monotonic)
     if scheduler is not None:
         closers.append(lambda: scheduler.shutdown(wait=True))
+    if socket_link is not None:
+        closers.append(socket_link.close)  # first to close: no new Slack requests while the rest shuts down
 
     web = create_web_app(
         bolt=bolt if not settings.socket_mode else None,
@@ -233,8 +243,25 @@ def build_runtime(
         # The process that runs the background jobs also watches for work whose holder died (first: the
         # test lists wait for iMocha).
         on_startup=([claims.start] if scheduler is not None else []) + [workspaces.warm_test_lists],
+        socket_status=socket_link.status if socket_link is not None else None,
     )
-    return Runtime(settings, engine, session_factory, http, services, bolt, web, callbacks, scheduler, closers, gem_poller, clock, events, claims)
+    return Runtime(
+        settings,
+        engine,
+        session_factory,
+        http,
+        services,
+        bolt,
+        web,
+        callbacks,
+        scheduler,
+        closers,
+        gem_poller,
+        clock,
+        events,
+        claims,
+        socket_link,
+    )
 
 
 def build_bolt(settings: Settings, services: Services, *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
@@ -291,7 +318,9 @@ def build_bolt(settings: Settings, services: Services, *, installation_store: An
 
     @app.middleware
     def skip_slack_retries(request: Any, next: Callable[[], BoltResponse]) -> BoltResponse:
-        # Slack redelivers events it thinks timed out; the first delivery is already being handled.
+        # Slack redelivers events it thinks timed out; the first delivery is already being handled. (Over
+        # Socket Mode a retry may be the only delivery that arrived: bot/socket_mode.py tells re-deliveries
+        # apart by id and sends no retry headers.)
         if request.headers.get("x-slack-retry-num"):
             return BoltResponse(status=200, body="")
         return next()

@@ -137,23 +137,33 @@ def _run(settings: Settings, host: str, port: int) -> int:
         runtime = build_runtime(settings, engine=engine, with_scheduler=True)
     except (BoltError, SlackApiError) as exc:
         raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
-    socket_handler = None
-    if settings.socket_mode and runtime.bolt is not None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        assert settings.slack_app_token is not None
-        socket_handler = SocketModeHandler(runtime.bolt, app_token=settings.slack_app_token.get_secret_value())
-        socket_handler.connect()
-        log.info("connected to Slack over Socket Mode")
-    if runtime.scheduler is not None:
-        runtime.scheduler.start()
-    mode = "Socket Mode" if socket_handler else "HTTP mode (POST /slack/events)"
-    log.info("imocha-bot serving on http://%s:%s in %s; database %s", host, port, mode, engine.url.render_as_string(hide_password=True))
     server = uvicorn.Server(
         uvicorn.Config(
             runtime.web, host=host, port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=20
         )
     )
+    stopped: list[str] = []
+    link = runtime.socket_link
+    if link is not None:
+        from bot.socket_mode import SocketModeStopped
+
+        def stop(reason: str) -> None:  # the link logged why; serve nothing more
+            stopped.append(reason)
+            server.should_exit = True
+
+        link.stop_listeners.append(stop)
+        try:
+            if link.connect(timeout=10):
+                log.info("connected to Slack over Socket Mode")
+            else:
+                log.warning("Socket Mode is not connected yet: still trying (GET /healthz says 503 after 30 s down)")
+        except SocketModeStopped as exc:
+            runtime.close()
+            raise ConfigError(str(exc)) from None
+    if runtime.scheduler is not None:
+        runtime.scheduler.start()
+    mode = "Socket Mode" if link is not None else "HTTP mode (POST /slack/events)"
+    log.info("imocha-bot serving on http://%s:%s in %s; database %s", host, port, mode, engine.url.render_as_string(hide_password=True))
     # uvicorn handles SIGTERM/SIGINT itself (stop accepting, finish in-flight requests) and re-raises the
     # signal afterwards; a no-op handler lets that re-raise land here so the clean-up below runs.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -162,10 +172,8 @@ def _run(settings: Settings, host: str, port: int) -> int:
         server.run()
     finally:
         log.info("shutting down: stopping the scheduler and closing clients")
-        if socket_handler is not None:
-            socket_handler.close()
         runtime.close()
-    return 0
+    return 1 if stopped else 0
 
 
 def _check_port(host: str, port: int) -> None:

@@ -61,5 +61,6 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "slack_sdk.web.base_client", "slack_bolt.App"):
+    # slack_sdk.socket_mode: six INFO lines per reconnect; bot.socket_mode says what matters.
+    for noisy in ("httpx", "httpcore", "apscheduler", "slack_sdk.web.base_client", "slack_bolt.App", "slack_sdk.socket_mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -34,6 +34,7 @@ from bot.domain import DomainError
 from bot.intake import Intake, IntakeEvent, valid_email
 from bot.logs import new_request_id
 from bot.outbox import SlackOutbox
+from bot.socket_mode import LinkStatus
 
 log = logging.getLogger("bot.web")
 
@@ -174,6 +175,7 @@ def create_web_app(
     on_startup: list[Callable[[], Any]] | None = None,
     on_shutdown: list[Callable[[], Any]] | None = None,
     gate: AckGate | None = None,
+    socket_status: Callable[[], LinkStatus] | None = None,
 ) -> FrontDoor:
     async def oauth(request: Request) -> Response:
         new_request_id("oauth")
@@ -258,12 +260,22 @@ def create_web_app(
         return JSONResponse({"status": "ok"}, status_code=200, background=BackgroundTask(_safe_callback, callbacks, callback))
 
     async def healthz(request: Request) -> Response:
+        body: dict[str, Any] = {"status": "ok", "db": "ok"}
         try:
             await run_in_threadpool(ping_db)
         except Exception as exc:
             log.warning("health check: database unreachable (%s)", exc.__class__.__name__)
-            return JSONResponse({"status": "error", "db": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok", "db": "ok"})
+            body.update(status="error", db="unreachable")
+        if socket_status is not None:
+            # In Socket Mode Slack's requests only arrive over the link: a link down for over 30 s (or stopped)
+            # makes the bot unhealthy, so that a supervisor restarts it.
+            link = socket_status()
+            body["socket_mode"] = link.state
+            if link.state != "connected":
+                body["socket_mode_down_seconds"] = round(link.down_seconds, 1)
+            if not link.healthy:
+                body["status"] = "error"
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     async def metrics_route(request: Request) -> Response:
         body, content_type = metrics.render()

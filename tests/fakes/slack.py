@@ -190,6 +190,7 @@ class FakeSlack:
             self._oauth: tuple[str, str] | None = None
             self._oauth_codes: dict[str, str] = {}
             self._oauth_installers: dict[str, str] = {}
+            self._socket_mode: Callable[[], str] | None = None
             self._calls: list[Call] = []
             self._responses: list[ResponseUrlPost] = []
             self._violations: list[str] = []
@@ -306,8 +307,16 @@ class FakeSlack:
             return message.ts
 
     def add_app_token(self, xapp_token: str) -> None:
+        if not xapp_token.startswith("xapp-"):
+            raise ValueError("app-level tokens start with xapp-")
         with self._lock:
             self._app_tokens.add(xapp_token)
+
+    def use_socket_mode(self, server: Any) -> None:
+        """Make apps.connections.open hand out `server.issue_url()` (a `tests.fakes.socket_mode.FakeSocketMode`,
+        or anything with that method) instead of a URL nothing listens on."""
+        with self._lock:
+            self._socket_mode = server.issue_url
 
     def revoke_token(self, token: str) -> None:
         with self._lock:
@@ -994,6 +1003,8 @@ class FakeSlack:
             raise SlackError("not_allowed_token_type")
         if token not in self._app_tokens:
             raise SlackError("invalid_auth")
+        if self._socket_mode is not None:
+            return {"url": self._socket_mode()}
         port = self._server.port if self._server else 0
         return {"url": f"ws://{self._host}:{port}/link/?ticket={uuid.uuid4().hex}&app_id={APP_ID}"}
 

@@ -20,11 +20,13 @@ from bot.serving import ServerThread
 from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha, fake_imocha  # noqa: F401 (fixture)
 from tests.fakes.slack import FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode, SocketSender
 
 TEAM = "T0001"
 BOT_TOKEN = "xoxb-wiring-token"
 SECRET = "wiring-signing-secret"
 ATS_SECRET = "ats-webhook-secret"
+APP_TOKEN = "xapp-1-A0FAKEAPP-wiring"
 ADMIN = "UADMIN"
 RECRUITER = "URITA"
 MEMBER = "UMEMBER"
@@ -59,7 +61,7 @@ class Bot:
     server: ServerThread
     slack: FakeSlack
     imocha: FakeImocha
-    sender: sr.SlackSender
+    sender: sr.SlackSender | SocketSender  # signed HTTP requests, or Socket Mode envelopes
 
     @property
     def url(self) -> str:
@@ -119,12 +121,26 @@ def settings_for(engine: Engine, slack: FakeSlack, imocha: FakeImocha, **overrid
     return load_settings(_env_file=None, **values)
 
 
-def make_bot(engine: Engine, slack: FakeSlack, imocha: FakeImocha, **overrides: Any) -> Bot:
-    """A bot on `engine`; `clock`, `with_scheduler` and `holder_id` go to build_runtime, the rest to Settings."""
-    runtime_options = {k: overrides.pop(k) for k in ("clock", "with_scheduler", "holder_id") if k in overrides}
+RUNTIME_OPTIONS = ("clock", "with_scheduler", "holder_id", "monotonic", "imocha_transport")
+
+
+def make_bot(engine: Engine, slack: FakeSlack, imocha: FakeImocha, *, socket_mode: FakeSocketMode | None = None, **overrides: Any) -> Bot:
+    """A bot on `engine`; RUNTIME_OPTIONS go to build_runtime, the rest to Settings.
+
+    With `socket_mode`, the bot runs as the quick start does (SLACK_APP_TOKEN set, no signing secret):
+    it is connected to that server before this returns, and `bot.sender` sends envelopes over it.
+    """
+    runtime_options = {k: overrides.pop(k) for k in RUNTIME_OPTIONS if k in overrides}
+    if socket_mode is not None:
+        slack.add_app_token(APP_TOKEN)
+        slack.use_socket_mode(socket_mode)
+        overrides = {"slack_app_token": APP_TOKEN, "slack_signing_secret": None, **overrides}
     runtime = build_runtime(settings_for(engine, slack, imocha, **overrides), engine=engine, **runtime_options)
     server = ServerThread(runtime.web, lifespan="on").start()
-    return Bot(runtime, server, slack, imocha, sr.SlackSender(server.url, SECRET))
+    if socket_mode is None:
+        return Bot(runtime, server, slack, imocha, sr.SlackSender(server.url, SECRET))
+    assert runtime.socket_link is not None and runtime.socket_link.connect(timeout=5), "the bot did not connect over Socket Mode"
+    return Bot(runtime, server, slack, imocha, SocketSender(socket_mode))
 
 
 @pytest.fixture
