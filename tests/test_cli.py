@@ -70,7 +70,7 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
 def test_db_upgrade_applies_migrations(tmp_path: Path) -> None:
     result = run_cli("db", "upgrade", env={"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "revision 0003" in result.stdout
+    assert "revision 0004_digests" in result.stdout
 
 
 @pytest.mark.parametrize("args", [["frobnicate"], []])
