@@ -35,7 +35,8 @@ from tests.fakes.blockkit import MAX_MESSAGE_TEXT, MAX_VIEW_BYTES, validate_bloc
 
 APP_ID = "A0FAKEAPP"
 DEFAULT_SCOPES = "chat:write,chat:write.public,commands,im:write,users:read,users:read.email,channels:read,groups:read"
-_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata", "files")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,22 @@ class Message:
     reply_broadcast: bool = False
     user: str | None = None
     updates: int = 0
+    files: list[str] | None = None  # ids of files shared with the message (files.completeUploadExternal)
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded with files.getUploadURLExternal, its upload URL and files.completeUploadExternal."""
+
+    id: str
+    team_id: str
+    filename: str
+    length: int
+    alt_txt: str | None
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    completed: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,11 +171,14 @@ class FakeSlack:
             "views.push": self._views_push,
             "views.update": self._views_update,
             "views.publish": self._views_publish,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
         self.app = Starlette(
             routes=[
                 Route("/api/{method:path}", self._api, methods=["GET", "POST"]),
                 Route("/response_url/{rid:path}", self._response_url, methods=["POST"]),
+                Route("/upload/{file_id}", self._upload, methods=["POST"]),
             ]
         )
 
@@ -192,6 +212,7 @@ class FakeSlack:
             self._responses: list[ResponseUrlPost] = []
             self._violations: list[str] = []
             self.issued_tokens: list[str] = []
+            self._files: dict[str, UploadedFile] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -425,6 +446,11 @@ class FakeSlack:
             view_id = self._homes.get(user_id)
             return copy.deepcopy(self._views[view_id]) if view_id else None
 
+    def files(self, channel: str | None = None) -> list[UploadedFile]:
+        """Uploaded files, oldest first; with `channel`, only those shared there."""
+        with self._lock:
+            return copy.deepcopy([f for f in self._files.values() if channel is None or f.channel == channel])
+
     def team_of(self, token: str) -> str | None:
         with self._lock:
             return self._tokens.get(token)
@@ -500,6 +526,29 @@ class FakeSlack:
             self._violate("response_url", ["/text: a message needs text or blocks (no_text)"])
             return PlainTextResponse("no_text", status_code=400)
         return PlainTextResponse("ok")
+
+    async def _upload(self, request: Request) -> Response:
+        """The upload URL files.getUploadURLExternal hands out: takes the raw bytes of one PNG."""
+        file_id = request.path_params["file_id"]
+        raw = await request.body()
+        with self._lock:
+            self._calls.append(Call("upload", None, {"file_id": file_id, "bytes": len(raw)}, dict(request.headers), time.time()))
+            fault = self._take_fault("upload")
+            if fault is not None:
+                return _fault_response(fault)
+            upload = self._files.get(file_id)
+            if upload is None or upload.completed:
+                return PlainTextResponse("invalid_upload_url", status_code=404)
+            problems = []
+            if len(raw) != upload.length:
+                problems.append(f"/upload: {len(raw)} bytes arrived, {upload.length} were announced")
+            if not raw.startswith(PNG_SIGNATURE):
+                problems.append(f"/upload: {upload.filename} is not a PNG")
+            if problems:
+                self._violate("upload", problems)
+                return PlainTextResponse("invalid_file", status_code=400)
+            upload.data = raw
+        return PlainTextResponse(f"OK - {len(raw)}")
 
     def _take_fault(self, method: str) -> _Fault | None:
         for key in (method, "*"):
@@ -910,6 +959,47 @@ class FakeSlack:
         return {"view": stored}
 
     # -- oauth and socket mode ---------------------------------------------------------------------
+
+    def _files_get_upload_url_external(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        filename, length = body.get("filename"), body.get("length")
+        if not filename or not str(length or "").isdigit() or int(str(length)) <= 0:
+            raise SlackError("invalid_arguments")
+        alt = body.get("alt_txt")
+        if alt is not None and len(str(alt)) > 1000:
+            self._violate("files.getUploadURLExternal", [f"/alt_txt: {len(str(alt))} characters is over 1000"])
+            raise SlackError("invalid_arguments")
+        file_id = f"F{next(self._ids):08d}"
+        self._files[file_id] = UploadedFile(file_id, team.id, str(filename), int(str(length)), alt)
+        return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        files = body.get("files")
+        if not isinstance(files, list) or not files:
+            raise SlackError("invalid_arguments")
+        uploads = []
+        for item in files:
+            upload = self._files.get(str((item or {}).get("id")))
+            if upload is None or upload.team_id != team.id or upload.completed:
+                raise SlackError("file_not_found")
+            if upload.data is None:
+                self._violate("files.completeUploadExternal", [f"/files: {upload.id} was never uploaded"])
+                raise SlackError("file_upload_not_found")
+            upload.title = item.get("title") or upload.filename
+            uploads.append(upload)
+        channel_id = body.get("channel_id")
+        comment = body.get("initial_comment")
+        if isinstance(comment, str) and len(comment) > MAX_MESSAGE_TEXT:
+            self._violate("files.completeUploadExternal", [f"/initial_comment: {len(comment)} characters is over {MAX_MESSAGE_TEXT}"])
+            raise SlackError("msg_too_long")
+        if channel_id:
+            channel = self._channel(team, channel_id, posting=True)
+            message = Message(channel.id, self._next_ts(), comment or "", None, body.get("thread_ts") or None, False, team.bot_user_id)
+            message.files = [u.id for u in uploads]
+            self._messages.setdefault(channel.id, []).append(message)
+        for upload in uploads:
+            upload.completed = True
+            upload.channel = channel_id or None
+        return {"files": [{"id": u.id, "name": u.filename, "title": u.title, "mimetype": "image/png"} for u in uploads]}
 
     def _oauth_v2_access(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         client_id, client_secret = body.get("client_id"), body.get("client_secret")
