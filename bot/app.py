@@ -26,6 +26,7 @@ from bot.callbacks import CallbackHandler
 from bot.clock import system_clock
 from bot.config import Settings
 from bot.crypto import SecretBox, load_secret_box
+from bot.digest import Digests
 from bot.gem import GemClient, GemClients
 from bot.gem_poller import GemPoller
 from bot.home import HomeQueue
@@ -123,6 +124,7 @@ def build_runtime(
     gate.watch_sessions(session_factory)
     gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for, before_call=gate.yield_to_acks)
     from handlers.blocks import SlackRenderer
+    from handlers.digest import DigestRenderer
 
     outbox = SlackOutbox(
         session_factory=session_factory,
@@ -147,6 +149,7 @@ def build_runtime(
         home=HomeQueue(session_factory=session_factory, access=access),
         # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/acks.py)
         background=WorkPool(max_workers=8, gate=gate),
+        digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock),
     )
     callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
 
@@ -281,6 +284,8 @@ def build_scheduler(
     }
     if gem_poller is not None:
         jobs["gem"] = gem_poller.run
+    if services.digests is not None:
+        jobs["digest"] = services.digests.run
     return Scheduler(
         poll_seconds=settings.imocha_poll_seconds,
         jobs=jobs,

@@ -1,4 +1,4 @@
-"""Background jobs (poller, sweep, reminders, Slack outbox, Gem): APScheduler 3 behind this one module."""
+"""Background jobs (poller, sweep, reminders, Slack outbox, Gem, weekly digest): APScheduler 3 behind this one module."""
 
 from __future__ import annotations
 
@@ -24,14 +24,18 @@ SWEEP = "imocha.sweep"
 REMINDERS = "imocha.reminders"
 OUTBOX = "slack.outbox"
 GEM = "gem.poll"
-JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM)
+DIGEST = "digest.weekly"
+JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM, DIGEST)
 # The composition root may name jobs by their short names too.
-SHORT_NAMES = {"poll": POLL, "sweep": SWEEP, "reminders": REMINDERS, "outbox": OUTBOX, "gem": GEM}
+SHORT_NAMES = {"poll": POLL, "sweep": SWEEP, "reminders": REMINDERS, "outbox": OUTBOX, "gem": GEM, "digest": DIGEST}
 # Jobs one replica at a time may run. The outbox needs no lease: each of its rows is claimed.
-SINGLETONS = frozenset({POLL, SWEEP, REMINDERS, GEM})
+SINGLETONS = frozenset({POLL, SWEEP, REMINDERS, GEM, DIGEST})
 
 OUTBOX_SECONDS = 5.0
 REMINDER_SECONDS = 3600.0  # hourly; the per-day dedupe keeps it to one reminder a day
+# Every 10 minutes: a digest goes out at most this long after Monday 09:00 in its workspace's zone (or
+# as soon as a replica is up, if none was then); the unique (plan, week) row keeps it to one a week.
+DIGEST_SECONDS = 600.0
 MIN_SWEEP_SECONDS = 60.0
 MIN_GEM_SECONDS = 60.0
 # A lease outlives three missed runs before another replica takes over, and never less than this, so a
@@ -48,6 +52,7 @@ def intervals(poll_seconds: float) -> dict[str, float]:
         REMINDERS: REMINDER_SECONDS,
         OUTBOX: OUTBOX_SECONDS,
         GEM: max(MIN_GEM_SECONDS, poll_seconds),
+        DIGEST: DIGEST_SECONDS,
     }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.access import Access
 from bot.assessments import Assessments
 from bot.config import Settings
+from bot.digest import Digests
 from bot.home import HomeQueue
 from bot.intake import Intake
 from bot.outbox import SlackOutbox
@@ -29,3 +30,4 @@ class Services:
     home: HomeQueue
     background: Executor
     poller: object | None = None  # bot.poller.StatusPoller, when the scheduler is built
+    digests: Digests | None = None

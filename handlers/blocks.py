@@ -643,6 +643,7 @@ HELP = (
     "• `/imocha send` — send an assessment to a candidate by hand\n"
     "• `/imocha status <email>` — a candidate's assessments and their history\n"
     "• `/imocha resync` — replay missed iMocha callbacks and poll now (admins)\n"
+    "• `/imocha digest` — post this week's digest with its chart to each plan's channel (admins)\n"
     "• `/imocha help` — this list\n"
     "Open the app's *Home* tab for the queue."
 )

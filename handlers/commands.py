@@ -44,6 +44,7 @@ def register(app: App, services: Services) -> None:
             "plans": lambda: _plans(services, team, user, respond),
             "send": lambda: _open_manual_send(services, team, user, command["trigger_id"], client),
             "resync": lambda: _resync(services, team, user, respond),
+            "digest": lambda: _digest(services, team, user, respond),
         }
         handler = handlers.get(sub)
         if handler is None:
@@ -356,3 +357,15 @@ def _resync(services: Services, team: str, user: str, respond: Respond) -> None:
         f":white_check_mark: Resync done: asked iMocha to replay {asked} open invitations and polled for changes.",
         respond=respond,
     )
+
+
+def _digest(services: Services, team: str, user: str, respond: Respond) -> None:
+    services.access.require_admin(team, user, "post the digest")
+    if services.digests is None:
+        raise DomainError("The digest is not available in this process.")
+    posted = services.digests.post_current_week(team)
+    if posted:
+        text = f":bar_chart: Posted this week's digest for {posted} plan{'s' if posted != 1 else ''} to their hiring channels."
+    else:
+        text = "No plan had any assessment activity this week, so there is no digest to post."
+    tell(services, team, user, text, respond=respond)
