@@ -273,7 +273,10 @@ class Digests:
             tally = tallies[plan_id]
             if start <= sent_at < end:
                 tally.sent += 1
-            if started_at is not None and start <= started_at < end:
+            # A finish without a recorded start (iMocha reported it complete before any poll saw it in
+            # progress) was still a start, at the latest when it finished.
+            began = started_at or finished_at
+            if began is not None and start <= began < end:
                 tally.started += 1
             if status == Status.COMPLETE.value and finished_at is not None and start <= finished_at < end:
                 tally.completed += 1

@@ -27,7 +27,7 @@ def _duration(hours: float | None) -> str:
 
 
 def _week(stats: DigestStats) -> str:
-    label = "This week so far" if stats.partial else "Week of"
+    label = "This week so far, from" if stats.partial else "Week of"
     return f"{label} {stats.week_start:%a %d %b %Y} ({stats.timezone})"
 
 

@@ -1,0 +1,37 @@
+"""`/imocha digest` through the whole bot: a real send and completion, then this week's digest in the channel."""
+
+from __future__ import annotations
+
+from tests.wiring.conftest import ADMIN, CHANNEL, MEMBER, Bot
+from tests.wiring.helpers import complete, said_to, sent_card, settle, wait_headline
+
+
+def test_an_admin_posts_this_weeks_digest_on_demand_without_scores_in_a_private_plans_channel(bot: Bot) -> None:
+    _, inv_id = sent_card(bot, share=False)
+    complete(bot, inv_id, points=42)
+    wait_headline(bot, "Assessment needs review")
+
+    assert bot.command(MEMBER, "digest").status_code == 200
+    settle(bot, lambda: any("admins" in text for text in said_to(bot, MEMBER)))
+    assert bot.slack.files(CHANNEL) == []
+
+    assert bot.command(ADMIN, "digest").status_code == 200
+    settle(bot, lambda: len(bot.slack.files(CHANNEL)) == 1 and any("Posted this week" in t for t in said_to(bot, ADMIN)))
+    [upload] = bot.slack.files(CHANNEL)
+    [message] = [m for m in bot.slack.top_level(CHANNEL) if m.files]
+    text = message.text or ""
+    assert "This week so far" in text and "Sent *1* · Started *1* · Completed *1* · Expired *0*" in text
+    assert "Pass rate: 100% (1 of 1, pass mark 60%)" in text
+    assert "84" not in text and "42" not in text and "Median score" not in text
+    assert "sent 1, started 1, completed 1" in (upload.alt_txt or "")
+    assert not bot.slack.violations
+
+
+def test_the_digest_command_with_nothing_this_week_says_so_and_posts_nothing(bot: Bot) -> None:
+    from tests.wiring.conftest import create_plan, setup_workspace
+
+    setup_workspace(bot)
+    assert create_plan(bot).status_code == 200
+    assert bot.command(ADMIN, "digest").status_code == 200
+    settle(bot, lambda: any("no digest to post" in t for t in said_to(bot, ADMIN)))
+    assert bot.slack.count("files.getUploadURLExternal") == 0
