@@ -347,14 +347,7 @@ class Digests:
                 channel, in_dm = self._gateway.dm_channel(team_id, plan.created_by), True
             if not (plan.share_scores_in_channel or in_dm):
                 stats = stats.hide_scores()
-            response = self._gateway.client(team_id).files_upload_v2(
-                channel=channel,
-                file=self._renderer.chart(stats),
-                filename=f"imocha-digest-{stats.week_start.isoformat()}.png",
-                title=f"iMocha weekly digest: {plan.job_label}",
-                alt_txt=self._renderer.alt_text(stats),
-                initial_comment=self._renderer.text(stats),
-            )
+            response = self._upload(team_id, channel, stats, plan.job_label)
         except (SlackApiError, SlackUnavailable) as exc:
             error = exc.response.get("error") if isinstance(exc, SlackApiError) else "not installed"
             log.warning("digest for plan %s (week %s) not posted: %s", plan.id, week or "current", error)
@@ -365,6 +358,26 @@ class Digests:
         if week is not None:
             self._done(plan.id, week, channel=channel, file_id=file_id)
         return 1
+
+    def _upload(self, team_id: str, channel: str, stats: DigestStats, job_label: str) -> Any:
+        client = self._gateway.client(team_id)
+        upload: dict[str, Any] = {
+            "channel": channel,
+            "file": self._renderer.chart(stats),
+            "filename": f"imocha-digest-{stats.week_start.isoformat()}.png",
+            "title": f"iMocha weekly digest: {job_label}",
+            "alt_txt": self._renderer.alt_text(stats),
+            "initial_comment": self._renderer.text(stats),
+        }
+        try:
+            return client.files_upload_v2(**upload)
+        except SlackApiError as exc:
+            # Cards reach public channels through chat:write.public, but sharing a file needs membership:
+            # join the public channel once (channels:join) and share again.
+            if exc.response.get("error") != "not_in_channel":
+                raise
+            client.conversations_join(channel=channel)
+            return client.files_upload_v2(**upload)
 
     def _claim(self, workspace_id: int, plan_id: int, week: str, now: datetime) -> bool:
         with self._sf.begin() as session:

@@ -263,7 +263,15 @@ def _finish_setup(
             )
             return
     services.workspaces.save(
-        team, user, SetupInput(api_key=key or None, default_channel_id=channel, validity_days=days or 7, gem_api_key=gem_key or None)
+        team,
+        user,
+        SetupInput(
+            api_key=key or None,
+            default_channel_id=channel,
+            validity_days=days or 7,
+            gem_api_key=gem_key or None,
+            timezone=services.gateway.user(team, user).tz,
+        ),
     )
     done = ":white_check_mark: *iMocha is connected.*" + (
         f" {tests} tests are available." if tests is not None else " Settings saved; the key is unchanged."

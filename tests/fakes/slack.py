@@ -34,7 +34,9 @@ from bot.serving import ServerThread
 from tests.fakes.blockkit import MAX_MESSAGE_TEXT, MAX_VIEW_BYTES, validate_blocks, validate_view
 
 APP_ID = "A0FAKEAPP"
-DEFAULT_SCOPES = "chat:write,chat:write.public,commands,im:write,users:read,users:read.email,channels:read,groups:read"
+DEFAULT_SCOPES = (
+    "chat:write,chat:write.public,commands,im:write,users:read,users:read.email,channels:read,groups:read,files:write,channels:join"
+)
 _JSON_FIELDS = ("blocks", "attachments", "view", "metadata", "files")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -163,6 +165,7 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
+            "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
             "users.info": self._users_info,
@@ -775,6 +778,14 @@ class FakeSlack:
             out.update(no_op=True, already_open=True)
         return out
 
+    def _conversations_join(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(team, body.get("channel"))
+        if channel.is_private or channel.im_user is not None:
+            raise SlackError("method_not_supported_for_channel_type")
+        if team.bot_user_id not in channel.members:
+            channel.members.append(team.bot_user_id)
+        return {"channel": self._channel_json(team, channel)}
+
     def _channel_json(self, team: _Team, channel: _Channel) -> dict[str, Any]:
         if channel.im_user:
             return {
@@ -993,6 +1004,9 @@ class FakeSlack:
             raise SlackError("msg_too_long")
         if channel_id:
             channel = self._channel(team, channel_id, posting=True)
+            # chat:write.public lets a bot post text anywhere public, not share files: it must be a member.
+            if channel.im_user is None and team.bot_user_id not in channel.members:
+                raise SlackError("not_in_channel")
             message = Message(channel.id, self._next_ts(), comment or "", None, body.get("thread_ts") or None, False, team.bot_user_id)
             message.files = [u.id for u in uploads]
             self._messages.setdefault(channel.id, []).append(message)

@@ -650,6 +650,12 @@ TINY_PNG = (
 
 
 def test_files_upload_v2_shares_a_png_in_the_channel_with_its_comment_and_alt_text(fake: FakeSlack, client: WebClient) -> None:
+    # Sharing a file needs the bot in the channel (chat:write.public covers messages only).
+    refused = error_of(lambda: client.files_upload_v2(channel="C1", file=TINY_PNG, filename="chart.png", title="Chart"))
+    assert refused.response["error"] == "not_in_channel"
+    client.conversations_join(channel="C1")
+    fake.reset_calls()
+
     response = client.files_upload_v2(
         channel="C1", file=TINY_PNG, filename="chart.png", title="Chart", alt_txt="one pixel", initial_comment="*Digest*"
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.wiring.conftest import ADMIN, CHANNEL, MEMBER, Bot
+from sqlalchemy import select
+
+from store.models import Workspace
+from tests.wiring.conftest import ADMIN, CHANNEL, MEMBER, Bot, create_plan, setup_workspace
 from tests.wiring.helpers import complete, said_to, sent_card, settle, wait_headline
 
 
@@ -28,9 +31,10 @@ def test_an_admin_posts_this_weeks_digest_on_demand_without_scores_in_a_private_
 
 
 def test_the_digest_command_with_nothing_this_week_says_so_and_posts_nothing(bot: Bot) -> None:
-    from tests.wiring.conftest import create_plan, setup_workspace
-
     setup_workspace(bot)
+    # The digest's Monday 09:00 is in the zone of the admin who set the workspace up (their Slack profile).
+    with bot.runtime.session_factory() as session:
+        assert session.scalar(select(Workspace.timezone)) == "Europe/London"
     assert create_plan(bot).status_code == 200
     assert bot.command(ADMIN, "digest").status_code == 200
     settle(bot, lambda: any("no digest to post" in t for t in said_to(bot, ADMIN)))
