@@ -498,6 +498,11 @@ def build_plan_modal(*, plan: PlanView | None = None) -> dict[str, Any]:
     share: dict[str, Any] = {"type": "checkboxes", "action_id": ids.SHARE_INPUT, "options": [share_option]}
     if plan and plan.share_scores_in_channel:
         share["initial_options"] = [share_option]
+    # Ticked means off, so that a plan saved without this field keeps its digest.
+    digest_off = {"text": plain("No weekly digest for this plan"), "value": "off"}
+    digest: dict[str, Any] = {"type": "checkboxes", "action_id": ids.DIGEST_INPUT, "options": [digest_off]}
+    if plan and not plan.weekly_digest:
+        digest["initial_options"] = [digest_off]
     pass_mark: dict[str, Any] = {
         "type": "number_input",
         "action_id": ids.PASS_MARK_INPUT,
@@ -528,6 +533,14 @@ def build_plan_modal(*, plan: PlanView | None = None) -> dict[str, Any]:
             "element": share,
             "hint": plain("Off: the channel hears that the test is complete, with a Show score button that answers privately."),
         },
+        {
+            "type": "input",
+            "block_id": ids.DIGEST_BLOCK,
+            "label": plain("Weekly digest"),
+            "optional": True,
+            "element": digest,
+            "hint": plain("Every Monday 09:00 the channel gets last week's figures and a chart (no scores unless shared)."),
+        },
     ]
     return _modal(
         ids.PLAN_VIEW,
@@ -549,6 +562,7 @@ def build_plans_list(plans: Sequence[PlanView]) -> list[Block]:
             f"<#{plan.channel_id}>" if plan.channel_id else "default channel",
             f"pass mark {plan.pass_mark}%" if plan.pass_mark is not None else "no pass mark",
             "scores shared" if plan.share_scores_in_channel else "scores private",
+            "weekly digest" if plan.weekly_digest else "no digest",
             f"by <@{plan.created_by}>",
         ]
         details.append(" · ".join(extras))

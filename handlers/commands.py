@@ -105,10 +105,18 @@ def register(app: App, services: Services) -> None:
             return
         assert test is not None
         share = bool(parse.value(view, ids.SHARE_BLOCK, ids.SHARE_INPUT))
+        digest_off = bool(parse.value(view, ids.DIGEST_BLOCK, ids.DIGEST_INPUT))
         channel = parse.value(view, ids.CHANNEL_BLOCK, ids.CHANNEL_INPUT)
         plan_id = parse.metadata(view).get("plan_id")
         data = PlanInput(
-            job=job, stage=stage, test_id=int(test[0]), test_name=test[1], channel_id=channel, pass_mark=mark, share_scores_in_channel=share
+            job=job,
+            stage=stage,
+            test_id=int(test[0]),
+            test_name=test[1],
+            channel_id=channel,
+            pass_mark=mark,
+            share_scores_in_channel=share,
+            weekly_digest=not digest_off,
         )
         try:
             services.access.require_member(team, user)

@@ -31,7 +31,9 @@ _numbers = itertools.count(1)
 class Seed:
     """A workspace in Berlin with one plan, and assessments placed in the week before the clock's next Monday."""
 
-    def __init__(self, sf: sessionmaker[Session], clock: Clock, *, share: bool = False, channel: str | None = CHANNEL):
+    def __init__(
+        self, sf: sessionmaker[Session], clock: Clock, *, share: bool = False, channel: str | None = CHANNEL, weekly_digest: bool = True
+    ):
         self.sf, self.clock = sf, clock
         # The digest is due next Monday 09:00 Berlin time; the week it covers starts the Monday before.
         self.monday = this_monday(clock.now, BERLIN) + timedelta(days=7)
@@ -52,6 +54,7 @@ class Seed:
                 channel_id=channel,
                 pass_mark=60,
                 share_scores_in_channel=share,
+                weekly_digest=weekly_digest,
                 created_by=RECRUITER,
             )
             session.add_all([job, plan])
@@ -290,6 +293,33 @@ def test_a_digest_slack_refused_is_tried_again_later_and_then_posted_once(
     assert service.run() == 1
     assert service.run() == 0
     assert len(slack.messages(CHANNEL)) == 1
+
+
+def test_a_plan_with_the_digest_off_gets_none(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    slack: FakeSlack,  # noqa: F811
+) -> None:
+    seed = Seed(session_factory, clock, weekly_digest=False)
+    seed.busy_week()
+    clock.now = seed.monday_at(9, 10)
+
+    assert digests(session_factory, clock, slack).run() == 0
+    assert slack.count("files.getUploadURLExternal") == 0
+
+
+def test_the_plan_modal_turns_the_digest_off_with_a_tick(clock: Clock) -> None:
+    from bot.domain import PlanView
+    from handlers import ids
+    from handlers.blocks import build_plan_modal
+
+    def digest_block(view: dict) -> dict:
+        return next(b for b in view["blocks"] if b.get("block_id") == ids.DIGEST_BLOCK)
+
+    fresh = digest_block(build_plan_modal())
+    assert fresh["label"]["text"] == "Weekly digest" and fresh["optional"] and "initial_options" not in fresh["element"]
+    plan = PlanView(1, "Job", "Stage", 1001, "Test", None, None, False, "U1", weekly_digest=False)
+    assert digest_block(build_plan_modal(plan=plan))["element"]["initial_options"][0]["value"] == "off"
 
 
 def test_digest_weeks_follow_the_workspace_zone_across_daylight_saving(clock: Clock) -> None:
