@@ -43,7 +43,7 @@ def test_check_reports_slack_database_migrations_and_both_keys(configured: Setti
     assert run_check(settings) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("ok   Slack: bot") and TEAM in out[0]
-    assert any(line.startswith("ok   Migrations: at 0003, latest 0003") for line in out)
+    assert any(line.startswith("ok   Migrations: at 0004_digests, latest 0004_digests") for line in out)
     assert any(line.startswith(f"ok   iMocha key for {TEAM}: accepted;") and "tests" in line for line in out)
     assert any(line.startswith(f"ok   Gem ATS key for {TEAM}: accepted") for line in out)
     assert out[-1] == "all checks passed"
