@@ -176,6 +176,8 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
+            "functions.completeSuccess": self._functions_complete_success,
+            "functions.completeError": self._functions_complete_error,
         }
         self.app = Starlette(
             routes=[
@@ -216,6 +218,9 @@ class FakeSlack:
             self._violations: list[str] = []
             self.issued_tokens: list[str] = []
             self._files: dict[str, UploadedFile] = {}
+            # function_execution_id -> ("success", outputs) or ("error", message); and the declared outputs
+            self._executions: dict[str, tuple[str, Any]] = {}
+            self._pending_executions: dict[str, dict[str, str]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -448,6 +453,22 @@ class FakeSlack:
         with self._lock:
             view_id = self._homes.get(user_id)
             return copy.deepcopy(self._views[view_id]) if view_id else None
+
+    def start_function(self, team_id: str, execution_id: str, *, outputs: dict[str, str], token: str | None = None) -> str:
+        """Run a custom function as Workflow Builder would: returns the execution's just-in-time token
+        (valid for functions.complete* and ordinary calls of the team). `outputs` maps each declared
+        output's name to its manifest type; completeSuccess must give every one, with a string value."""
+        token = token or f"xwfp-{execution_id}"
+        with self._lock:
+            self._require_team(team_id)
+            self._tokens[token] = team_id
+            self._pending_executions[execution_id] = dict(outputs)
+        return token
+
+    def execution(self, execution_id: str) -> tuple[str, Any] | None:
+        """("success", outputs) or ("error", message) once the function completed, else None."""
+        with self._lock:
+            return copy.deepcopy(self._executions.get(execution_id))
 
     def files(self, channel: str | None = None) -> list[UploadedFile]:
         """Uploaded files, oldest first; with `channel`, only those shared there."""
@@ -1014,6 +1035,46 @@ class FakeSlack:
             upload.completed = True
             upload.channel = channel_id or None
         return {"files": [{"id": u.id, "name": u.filename, "title": u.title, "mimetype": "image/png"} for u in uploads]}
+
+    def _execution(self, body: dict[str, Any]) -> str:
+        execution_id = str(body.get("function_execution_id") or "")
+        if execution_id in self._executions:
+            raise SlackError("function_execution_already_completed")
+        if execution_id not in self._pending_executions:
+            raise SlackError("function_execution_not_found")
+        return execution_id
+
+    def _functions_complete_success(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        execution_id = self._execution(body)
+        outputs = body.get("outputs")
+        if isinstance(outputs, str):
+            outputs = json.loads(outputs)
+        declared = self._pending_executions[execution_id]
+        problems = []
+        if not isinstance(outputs, dict):
+            problems.append("/outputs: not an object")
+        else:
+            problems += [f"/outputs/{name}: missing" for name in declared if name not in outputs]
+            problems += [f"/outputs/{name}: not declared" for name in outputs if name not in declared]
+            problems += [
+                f"/outputs/{name}: {type(value).__name__} for a {declared[name]}"
+                for name, value in outputs.items()
+                if name in declared and declared[name] == "string" and not isinstance(value, str)
+            ]
+        if problems:
+            self._violate("functions.completeSuccess", problems)
+            raise SlackError("invalid_arguments")
+        self._executions[execution_id] = ("success", outputs)
+        return {}
+
+    def _functions_complete_error(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        execution_id = self._execution(body)
+        error = body.get("error")
+        if not isinstance(error, str) or not error.strip():
+            self._violate("functions.completeError", ["/error: a message is required"])
+            raise SlackError("invalid_arguments")
+        self._executions[execution_id] = ("error", error)
+        return {}
 
     def _oauth_v2_access(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         client_id, client_secret = body.get("client_id"), body.get("client_secret")
