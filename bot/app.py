@@ -37,6 +37,7 @@ from bot.plans import Plans
 from bot.services import Services
 from bot.slack_gateway import SlackGateway
 from bot.web import FrontDoor, create_web_app
+from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
 from store import repos
 from store.db import make_engine, make_session_factory, ping
@@ -135,14 +136,17 @@ def build_runtime(
     )
     workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients, clock=clock)
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
+    plans = Plans(session_factory=session_factory)
+    intake = Intake(session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id)
+    assessments = Assessments(
+        session_factory=session_factory, workspaces=workspaces, outbox=outbox, clock=clock, callback_url=settings.callback_url
+    )
     services = Services(
         settings=settings,
         workspaces=workspaces,
-        plans=Plans(session_factory=session_factory),
-        intake=Intake(session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id),
-        assessments=Assessments(
-            session_factory=session_factory, workspaces=workspaces, outbox=outbox, clock=clock, callback_url=settings.callback_url
-        ),
+        plans=plans,
+        intake=intake,
+        assessments=assessments,
         outbox=outbox,
         gateway=gateway,
         access=access,
@@ -150,6 +154,9 @@ def build_runtime(
         # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/acks.py)
         background=WorkPool(max_workers=8, gate=gate),
         digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock),
+        workflow_step=WorkflowStep(
+            workspaces=workspaces, plans=plans, intake=intake, assessments=assessments, outbox=outbox, gateway=gateway
+        ),
     )
     callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
 

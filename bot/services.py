@@ -14,6 +14,7 @@ from bot.intake import Intake
 from bot.outbox import SlackOutbox
 from bot.plans import Plans
 from bot.slack_gateway import SlackGateway
+from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
 
 
@@ -31,3 +32,4 @@ class Services:
     background: Executor
     poller: object | None = None  # bot.poller.StatusPoller, when the scheduler is built
     digests: Digests | None = None
+    workflow_step: WorkflowStep | None = None

@@ -46,4 +46,7 @@ EMAIL_BLOCK, EMAIL_INPUT = "candidate_email", "candidate_email_input"
 USE_REUSE = "reuse"
 USE_REATTEMPT = "reattempt"
 
-EVENTS = ("app_home_opened", "app_uninstalled", "tokens_revoked")
+# The Workflow Builder step (a custom function: the manifest's `functions`, `function_executed` events).
+SEND_FUNCTION = "send_imocha_assessment"
+
+EVENTS = ("app_home_opened", "app_uninstalled", "tokens_revoked", "function_executed")

@@ -1,0 +1,100 @@
+"""The Workflow Builder step over real HTTP: a signed function_executed event in, functions.complete* out."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from handlers import ids
+from tests.fakes.imocha import PYTHON_TEST_ID
+from tests.wiring.conftest import CHANNEL, RECRUITER, TEAM, Bot, create_plan, setup_workspace
+from tests.wiring.helpers import settle
+from tests.wiring.test_manifest_types import manifest_function
+
+_executions = itertools.count(1)
+
+
+def run_step(bot: Bot, inputs: dict[str, Any], *, execution_id: str | None = None) -> tuple[str, Any]:
+    """Workflow Builder runs the step: the event carries the execution's own token, as Slack's does."""
+    function = manifest_function()
+    execution_id = execution_id or f"Fx{next(_executions):06d}"
+    outputs = {name: spec["type"] for name, spec in function["output_parameters"]["properties"].items()}
+    token = bot.slack.start_function(TEAM, execution_id, outputs=outputs) if bot.slack.execution(execution_id) is None else None
+    declared = function["input_parameters"]["properties"]
+    assert set(inputs) <= set(declared), "inputs the manifest does not declare"
+    event = {
+        "type": "function_executed",
+        "function": {"id": "Fn0001", "callback_id": ids.SEND_FUNCTION, "title": function["title"], "type": "app"},
+        "inputs": inputs,
+        "function_execution_id": execution_id,
+        "workflow_execution_id": f"Wx{execution_id}",
+        "event_ts": "1700000000.000100",
+        "bot_access_token": token or f"xwfp-{execution_id}",
+    }
+    r = bot.sender.event(team_id=TEAM, event=event)
+    assert r.status_code == 200, r.text
+    settle(bot, lambda: bot.slack.execution(execution_id) is not None, timeout=10)
+    result = bot.slack.execution(execution_id)
+    assert result is not None
+    return result
+
+
+def inputs(**overrides: Any) -> dict[str, Any]:
+    values = {"candidate_name": "Ada Lovelace", "candidate_email": "ada@example.com", "job": "Backend Engineer", "sent_by": RECRUITER}
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def test_the_step_sends_through_the_plan_and_completes_with_the_link_the_card_and_the_status(bot: Bot) -> None:
+    setup_workspace(bot)
+    assert create_plan(bot).status_code == 200
+
+    kind, outputs = run_step(bot, inputs(), execution_id="FxSEND1")
+
+    assert kind == "success", outputs
+    assert len(bot.imocha.state.invitations()) == 1
+    assert outputs["status"] == "sent"
+    assert outputs["test_link"].startswith(f"{bot.imocha.url}/take/")
+    [card] = [m for m in bot.slack.top_level(CHANNEL) if m.blocks]
+    assert outputs["card_permalink"].endswith(f"/archives/{CHANNEL}/p{card.ts.replace('.', '')}")
+    settle(bot, lambda: any("Test link" in str(m.blocks) for m in bot.slack.dms_to(RECRUITER)))
+    assert not bot.slack.violations
+
+    # Slack redelivers the event (or the workflow runs again for Ada): no second invitation or card.
+    kind, again = run_step(bot, inputs(), execution_id="FxSEND2")
+    assert kind == "success" and again == outputs
+    assert len(bot.imocha.state.invitations()) == 1
+    assert len([m for m in bot.slack.top_level(CHANNEL) if m.blocks]) == 1
+
+
+def test_the_step_takes_a_test_id_when_no_plan_matches(bot: Bot) -> None:
+    setup_workspace(bot)
+
+    kind, outputs = run_step(bot, inputs(job="Data Engineer", test_id=str(PYTHON_TEST_ID)))
+
+    assert kind == "success", outputs
+    assert outputs["status"] == "sent" and outputs["test_link"].startswith("http")
+
+
+def test_the_step_fails_with_words_a_workflow_author_understands(bot: Bot) -> None:
+    kind, message = run_step(bot, inputs())
+    assert (kind, message) == ("error", "iMocha is not set up in this workspace: an admin has to run /imocha setup first.")
+
+    setup_workspace(bot)
+    kind, message = run_step(bot, inputs(candidate_email="not-an-email"))
+    assert kind == "error" and "not a valid email address" in message
+    kind, message = run_step(bot, inputs(job="Data Engineer"))
+    assert kind == "error" and "No interview plan matches the job" in message
+    kind, message = run_step(bot, inputs(job="Data Engineer", test_id="999999"))
+    assert kind == "error" and "iMocha has no test 999999" in message
+    assert bot.imocha.state.invitations() == []
+
+
+def test_the_manifest_declares_the_steps_inputs_and_outputs() -> None:
+    function = manifest_function()
+    assert function["title"] == "Send iMocha assessment"
+    props = function["input_parameters"]["properties"]
+    assert list(props) == ["candidate_name", "candidate_email", "job", "test_id", "sent_by"]
+    assert props["sent_by"]["type"] == "slack#/types/user_id"
+    assert set(function["input_parameters"]["required"]) == {"candidate_name", "candidate_email", "job", "sent_by"}
+    assert list(function["output_parameters"]["properties"]) == ["test_link", "card_permalink", "status"]
