@@ -21,7 +21,7 @@ from bot.workspaces import Workspaces
 log = logging.getLogger("bot.workflow_step")
 
 # The step's inputs and outputs: the manifest's `functions.send_imocha_assessment` declares the same names.
-INPUTS = ("candidate_name", "candidate_email", "job", "test_id", "sent_by")
+INPUTS = ("candidate_name", "candidate_email", "job", "test_id", "sent_by", "channel")
 OUTPUTS = ("test_link", "card_permalink", "status")
 DONE = {AppStatus.SENT, AppStatus.IN_PROGRESS, AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED}
 
@@ -68,6 +68,7 @@ class WorkflowStep:
         email = str(inputs.get("candidate_email") or "").strip()
         job = str(inputs.get("job") or "").strip()
         user = str(inputs.get("sent_by") or "").strip()
+        channel = str(inputs.get("channel") or "").strip() or None
         if not name or len(name) > 200:
             raise StepFailed("The candidate's name is missing: map “Candidate name” to a value in the workflow.")
         if not valid_email(email):
@@ -76,11 +77,15 @@ class WorkflowStep:
             raise StepFailed("The job is missing: map “Job” to a plan's job or any job title.")
         if not user.startswith(("U", "W")):
             raise StepFailed("“Sent by” must be a Slack user (for example, the person who used the workflow).")
+        if channel is not None and not channel.startswith(("C", "G")):
+            raise StepFailed("“Channel for the card” must be a channel; leave it empty for the plan's hiring channel.")
         if not self._workspaces.settings(team_id).has_imocha_key:
             raise StepFailed("iMocha is not set up in this workspace: an admin has to run /imocha setup first.")
         test_id, test_name = self._test(team_id, job, inputs.get("test_id"))
         log.info("workflow step %s: sending test %s for %s", execution_id, test_id, job)
-        intake = self._intake.receive_manual(team_id, user, name=name, email=email, job=job, test_id=test_id, test_name=test_name)
+        intake = self._intake.receive_manual(
+            team_id, user, name=name, email=email, job=job, test_id=test_id, test_name=test_name, channel_id=channel
+        )
         assert intake.application_id is not None
         application_id = intake.application_id
         self._outbox.deliver(application_id=application_id)  # the card first, so the outputs can link to it

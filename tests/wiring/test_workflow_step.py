@@ -67,13 +67,16 @@ def test_the_step_sends_through_the_plan_and_completes_with_the_link_the_card_an
     assert len([m for m in bot.slack.top_level(CHANNEL) if m.blocks]) == 1
 
 
-def test_the_step_takes_a_test_id_when_no_plan_matches(bot: Bot) -> None:
+def test_the_step_takes_a_test_id_when_no_plan_matches_and_posts_the_card_where_it_is_told(bot: Bot) -> None:
     setup_workspace(bot)
+    bot.slack.add_channel("CWORKFLOW", team_id=TEAM, name="workflow-hiring", members=[RECRUITER])
 
-    kind, outputs = run_step(bot, inputs(job="Data Engineer", test_id=str(PYTHON_TEST_ID)))
+    kind, outputs = run_step(bot, inputs(job="Data Engineer", test_id=str(PYTHON_TEST_ID), channel="CWORKFLOW"))
 
     assert kind == "success", outputs
     assert outputs["status"] == "sent" and outputs["test_link"].startswith("http")
+    assert "/archives/CWORKFLOW/" in outputs["card_permalink"]
+    assert [m for m in bot.slack.top_level("CWORKFLOW") if m.blocks] and not bot.slack.top_level(CHANNEL)
 
 
 def test_the_step_fails_with_words_a_workflow_author_understands(bot: Bot) -> None:
@@ -94,7 +97,7 @@ def test_the_manifest_declares_the_steps_inputs_and_outputs() -> None:
     function = manifest_function()
     assert function["title"] == "Send iMocha assessment"
     props = function["input_parameters"]["properties"]
-    assert list(props) == ["candidate_name", "candidate_email", "job", "test_id", "sent_by"]
-    assert props["sent_by"]["type"] == "slack#/types/user_id"
+    assert list(props) == ["candidate_name", "candidate_email", "job", "test_id", "sent_by", "channel"]
+    assert props["sent_by"]["type"] == "slack#/types/user_id" and props["channel"]["type"] == "slack#/types/channel_id"
     assert set(function["input_parameters"]["required"]) == {"candidate_name", "candidate_email", "job", "sent_by"}
     assert list(function["output_parameters"]["properties"]) == ["test_link", "card_permalink", "status"]
