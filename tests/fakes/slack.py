@@ -28,7 +28,8 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.serving import ServerThread
 from tests.fakes.blockkit import MAX_MESSAGE_TEXT, MAX_VIEW_BYTES, validate_blocks, validate_view
@@ -184,6 +185,7 @@ class FakeSlack:
                 Route("/api/{method:path}", self._api, methods=["GET", "POST"]),
                 Route("/response_url/{rid:path}", self._response_url, methods=["POST"]),
                 Route("/upload/{file_id}", self._upload, methods=["POST"]),
+                WebSocketRoute("/link/", self._socket_mode),
             ]
         )
 
@@ -221,6 +223,8 @@ class FakeSlack:
             # function_execution_id -> ("success", outputs) or ("error", message); and the declared outputs
             self._executions: dict[str, tuple[str, Any]] = {}
             self._pending_executions: dict[str, dict[str, str]] = {}
+            self._sockets: list[tuple[WebSocket, asyncio.AbstractEventLoop]] = []
+            self._socket_acks: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -464,6 +468,48 @@ class FakeSlack:
             self._tokens[token] = team_id
             self._pending_executions[execution_id] = dict(outputs)
         return token
+
+    # -- Socket Mode ----------------------------------------------------------------------------------
+
+    def socket_connected(self) -> bool:
+        with self._lock:
+            return bool(self._sockets)
+
+    def socket_send(self, body: str | dict[str, Any], *, kind: str = "events_api") -> str:
+        """Deliver a request over the newest Socket Mode connection, as Slack does; returns its envelope id."""
+        payload = json.loads(body) if isinstance(body, str) else body
+        envelope_id = uuid.uuid4().hex
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": kind != "events_api"}
+        with self._lock:
+            if not self._sockets:
+                raise RuntimeError("no Socket Mode connection")
+            socket, loop = self._sockets[-1]
+        asyncio.run_coroutine_threadsafe(socket.send_text(json.dumps(envelope)), loop).result(5)
+        return envelope_id
+
+    def socket_ack(self, envelope_id: str) -> dict[str, Any] | None:
+        """What the app answered to an envelope (its ack), once it has."""
+        with self._lock:
+            return copy.deepcopy(self._socket_acks.get(envelope_id))
+
+    async def _socket_mode(self, socket: WebSocket) -> None:
+        await socket.accept()
+        entry = (socket, asyncio.get_running_loop())
+        with self._lock:
+            self._sockets.append(entry)
+        await socket.send_text(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID}}))
+        try:
+            while True:
+                message = json.loads(await socket.receive_text())
+                if isinstance(message, dict) and message.get("envelope_id"):
+                    with self._lock:
+                        self._socket_acks[str(message["envelope_id"])] = message
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            with self._lock:
+                if entry in self._sockets:
+                    self._sockets.remove(entry)
 
     def execution(self, execution_id: str) -> tuple[str, Any] | None:
         """("success", outputs) or ("error", message) once the function completed, else None."""

@@ -5,33 +5,43 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from sqlalchemy import Engine
+
+from bot.plans import PlanInput
+from bot.workspaces import SetupInput
 from handlers import ids
-from tests.fakes.imocha import PYTHON_TEST_ID
-from tests.wiring.conftest import CHANNEL, RECRUITER, TEAM, Bot, create_plan, setup_workspace
+from tests.fakes import slack_requests as sr
+from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha
+from tests.fakes.slack import FakeSlack
+from tests.wiring.conftest import ADMIN, CHANNEL, RECRUITER, TEAM, Bot, create_plan, make_bot, setup_workspace
 from tests.wiring.helpers import settle
 from tests.wiring.test_manifest_types import manifest_function
 
 _executions = itertools.count(1)
 
 
-def run_step(bot: Bot, inputs: dict[str, Any], *, execution_id: str | None = None) -> tuple[str, Any]:
+def function_event(slack: FakeSlack, inputs: dict[str, Any], execution_id: str) -> dict[str, Any]:
     """Workflow Builder runs the step: the event carries the execution's own token, as Slack's does."""
     function = manifest_function()
-    execution_id = execution_id or f"Fx{next(_executions):06d}"
     outputs = {name: spec["type"] for name, spec in function["output_parameters"]["properties"].items()}
-    token = bot.slack.start_function(TEAM, execution_id, outputs=outputs) if bot.slack.execution(execution_id) is None else None
+    token = slack.start_function(TEAM, execution_id, outputs=outputs)
     declared = function["input_parameters"]["properties"]
     assert set(inputs) <= set(declared), "inputs the manifest does not declare"
-    event = {
+    return {
         "type": "function_executed",
         "function": {"id": "Fn0001", "callback_id": ids.SEND_FUNCTION, "title": function["title"], "type": "app"},
         "inputs": inputs,
         "function_execution_id": execution_id,
         "workflow_execution_id": f"Wx{execution_id}",
         "event_ts": "1700000000.000100",
-        "bot_access_token": token or f"xwfp-{execution_id}",
+        "bot_access_token": token,
     }
-    r = bot.sender.event(team_id=TEAM, event=event)
+
+
+def run_step(bot: Bot, inputs: dict[str, Any], *, execution_id: str | None = None) -> tuple[str, Any]:
+    execution_id = execution_id or f"Fx{next(_executions):06d}"
+    r = bot.sender.event(team_id=TEAM, event=function_event(bot.slack, inputs, execution_id))
     assert r.status_code == 200, r.text
     settle(bot, lambda: bot.slack.execution(execution_id) is not None, timeout=10)
     result = bot.slack.execution(execution_id)
@@ -101,3 +111,30 @@ def test_the_manifest_declares_the_steps_inputs_and_outputs() -> None:
     assert props["sent_by"]["type"] == "slack#/types/user_id" and props["channel"]["type"] == "slack#/types/channel_id"
     assert set(function["input_parameters"]["required"]) == {"candidate_name", "candidate_email", "job", "sent_by"}
     assert list(function["output_parameters"]["properties"]) == ["test_link", "card_permalink", "status"]
+
+
+def test_the_step_runs_over_socket_mode_too(engine: Engine, slack: FakeSlack, fake_imocha: FakeImocha) -> None:
+    slack.add_app_token("xapp-workflow")
+    bot = make_bot(engine, slack, fake_imocha, slack_app_token="xapp-workflow")
+    assert bot.runtime.bolt is not None
+    handler = SocketModeHandler(bot.runtime.bolt, app_token="xapp-workflow")
+    try:
+        handler.connect()
+        settle(bot, slack.socket_connected, message="no Socket Mode connection")
+        services = bot.runtime.services
+        services.workspaces.save(TEAM, ADMIN, SetupInput(api_key=GOOD_KEY, default_channel_id=None, validity_days=7))
+        plan = PlanInput("Backend Engineer", "iMocha assessment", PYTHON_TEST_ID, "Python Developer", CHANNEL, 60, False)
+        services.plans.save(TEAM, RECRUITER, plan, is_admin=False)
+
+        envelope = slack.socket_send(sr.event_callback(team_id=TEAM, event=function_event(slack, inputs(), "FxSOCKET")))
+
+        settle(bot, lambda: slack.socket_ack(envelope) is not None and slack.execution("FxSOCKET") is not None, timeout=10)
+        kind, outputs = slack.execution("FxSOCKET") or ("", {})
+        assert kind == "success" and outputs["status"] == "sent", outputs
+        assert f"/archives/{CHANNEL}/" in outputs["card_permalink"]
+        assert not slack.violations
+    finally:
+        handler.close()
+        bot.sender.close()
+        bot.server.stop()
+        bot.runtime.close()
