@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import ApplicationView, AppStatus, AuditLine, ExistingResult, InvitationView, PlanView
+from bot.domain import ApplicationView, AppStatus, AuditLine, ExistingResult, InvitationView, PlanView, normalise_key
 from handlers import ids
 
 Block = dict[str, Any]
@@ -709,8 +709,11 @@ def build_home(
     page: int,
     configured: bool,
     is_admin: bool,
+    week: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """App Home: the queue per job, grouped by status with counts; within Slack's 100-block limit."""
+    """App Home: the queue per job, grouped by status with counts; within Slack's 100-block limit.
+
+    `week` maps a job's normalised name to its line of this week's digest figures (no extra block)."""
     blocks: list[Block] = [
         {"type": "header", "text": plain("iMocha assessments", 150)},
         {
@@ -738,7 +741,8 @@ def build_home(
             if sum(counts.get(s, 0) for s in statuses)
         )
         blocks.append({"type": "divider"})
-        blocks.append(section(f"*{esc(job_name)}*\n{summary}"))
+        figures = (week or {}).get(normalise_key(job_name))
+        blocks.append(section(f"*{esc(job_name)}*\n{summary}" + (f"\n_{esc(figures)}_" if figures else "")))
         for label, statuses in HOME_GROUPS:
             group = [v for v in items if v.status in statuses]
             if not group or len(blocks) >= budget:

@@ -59,6 +59,19 @@ def build_digest_text(stats: DigestStats) -> str:
     return "\n".join(lines)
 
 
+def build_week_line(figures: list[DigestStats]) -> str:
+    """One job's week so far for App Home (its plans summed): counts and rates only, whoever looks."""
+    sent, started, completed, expired = (sum(getattr(f, name) for f in figures) for name in ("sent", "started", "completed", "expired"))
+    passed, judged = sum(f.passed or 0 for f in figures), sum(f.judged for f in figures)
+    line = f"This week: sent {sent} · started {started} · completed {completed} · expired {expired}"
+    if judged:
+        line += f" · pass rate {100 * passed / judged:.0f}%"
+    waiting = sum(len(f.waiting) for f in figures)
+    if waiting:
+        line += f" · {waiting} waiting for review > 2 days"
+    return line
+
+
 def build_digest_alt_text(stats: DigestStats) -> str:
     """What the chart shows, in words and numbers, for screen readers and for anyone the image fails to load for."""
     parts = [

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from store.models import Workspace
-from tests.wiring.conftest import ADMIN, CHANNEL, MEMBER, Bot, create_plan, setup_workspace
+from tests.fakes import slack_requests as sr
+from tests.wiring.conftest import ADMIN, CHANNEL, MEMBER, RECRUITER, TEAM, Bot, create_plan, setup_workspace
 from tests.wiring.helpers import complete, said_to, sent_card, settle, wait_headline
 
 
@@ -27,6 +30,12 @@ def test_an_admin_posts_this_weeks_digest_on_demand_without_scores_in_a_private_
     assert "Pass rate: 100% (1 of 1, pass mark 60%)" in text
     assert "84" not in text and "42" not in text and "Median score" not in text
     assert "sent 1, started 1, completed 1" in (upload.alt_txt or "")
+
+    # App Home shows the same figures for the job, counts and rates only.
+    assert bot.sender.event(team_id=TEAM, event=sr.app_home_opened(user_id=RECRUITER, tab="home")).status_code == 200
+    settle(bot, lambda: bot.slack.published_home(RECRUITER) is not None)
+    home = json.dumps(bot.slack.published_home(RECRUITER), ensure_ascii=False)
+    assert "This week: sent 1 \u00b7 started 1 \u00b7 completed 1 \u00b7 expired 0 \u00b7 pass rate 100%" in home
     assert not bot.slack.violations
 
 
