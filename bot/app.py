@@ -29,6 +29,7 @@ from bot.clock import system_clock
 from bot.config import Settings
 from bot.crypto import SecretBox, load_secret_box
 from bot.decisions import Decisions
+from bot.digest import Digests
 from bot.events import EventDeliverer, build_deliverer
 from bot.gem import GemClient, GemClients
 from bot.gem_poller import WRITEBACK_CLAIMS, GemPoller
@@ -42,6 +43,7 @@ from bot.services import Services
 from bot.slack_gateway import SlackGateway
 from bot.socket_mode import SocketModeLink
 from bot.web import FrontDoor, create_web_app
+from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
 from store import repos
 from store.db import make_engine, make_session_factory, ping
@@ -133,6 +135,7 @@ def build_runtime(
     gate.watch_sessions(session_factory)
     gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for, before_call=gate.yield_to_acks)
     from handlers.blocks import SlackRenderer
+    from handlers.digest import DigestRenderer
 
     holder_id = holder_id or process_holder_id()
     # Claims on Slack writes and Gem notes, renewed while this process lives (bot/claims.py); work a dead
@@ -153,14 +156,16 @@ def build_runtime(
     )
     workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients, clock=clock)
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
+    plans = Plans(session_factory=session_factory)
+    intake = Intake(session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id)
     assessments = Assessments(
         session_factory=session_factory, workspaces=workspaces, outbox=outbox, clock=clock, callback_url=settings.callback_url
     )
     services = Services(
         settings=settings,
         workspaces=workspaces,
-        plans=Plans(session_factory=session_factory),
-        intake=Intake(session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id),
+        plans=plans,
+        intake=intake,
         assessments=assessments,
         decisions=Decisions(session_factory=session_factory, assessments=assessments, outbox=outbox, clock=clock),
         outbox=outbox,
@@ -169,6 +174,10 @@ def build_runtime(
         home=HomeQueue(session_factory=session_factory, access=access),
         # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/acks.py)
         background=WorkPool(max_workers=8, gate=gate),
+        digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock),
+        workflow_step=WorkflowStep(
+            workspaces=workspaces, plans=plans, intake=intake, assessments=assessments, outbox=outbox, gateway=gateway
+        ),
     )
     callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
 
@@ -354,6 +363,8 @@ def build_scheduler(
         jobs["gem"] = gem_poller.run
     if events is not None:
         jobs["events"] = events.run
+    if services.digests is not None:
+        jobs["digest"] = services.digests.run
     return Scheduler(
         poll_seconds=settings.imocha_poll_seconds,
         jobs=jobs,

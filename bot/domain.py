@@ -146,6 +146,7 @@ class PlanView:
     pass_mark: int | None
     share_scores_in_channel: bool
     created_by: str
+    weekly_digest: bool = True
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class IntakeEvent:
     candidate_id: str | None = None
     recruiter_email: str | None = None
     owner_user_id: str | None = None  # set for manual sends: the runner owns the card
+    card_channel_id: str | None = None  # where the card goes instead of the plan's channel (the workflow step's input)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,18 @@ class Intake:
         self._user_by_email = user_by_email
         self._default_team_id = default_team_id
 
-    def receive_manual(self, team_id: str, user_id: str, *, name: str, email: str, job: str, test_id: int, test_name: str) -> IntakeResult:
+    def receive_manual(
+        self,
+        team_id: str,
+        user_id: str,
+        *,
+        name: str,
+        email: str,
+        job: str,
+        test_id: int,
+        test_name: str,
+        channel_id: str | None = None,
+    ) -> IntakeResult:
         """`/imocha send`: the runner owns the card; a plan for the job is used when one exists."""
         with self._sf() as session:
             ws = repos.workspace_by_team(session, team_id)
@@ -88,6 +100,7 @@ class Intake:
             job_name=job,
             stage_name=stage,
             owner_user_id=user_id,
+            card_channel_id=channel_id,
         )
         with self._sf.begin() as session:
             return self._record(session, team_id, plan_id, user_id, event, test=(test_id, test_name))
@@ -197,7 +210,7 @@ class Intake:
                 ["source", "delivery_id"],
             )
         if created:
-            channel = (plan.channel_id if plan else None) or ws.default_channel_id
+            channel = event.card_channel_id or (plan.channel_id if plan else None) or ws.default_channel_id
             in_dm = channel is None
             session.add(SlackCard(application_id=app_id, channel_id=channel or owner, in_dm=in_dm))
             SlackOutbox.add(session, workspace_id=ws.id, kind=CARD, key=f"card:{app_id}:created", application_id=app_id)

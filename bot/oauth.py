@@ -12,7 +12,18 @@ from sqlalchemy import Engine
 from bot.crypto import SecretBox
 
 # Least privilege; each scope is justified in the README.
-BOT_SCOPES = ["commands", "chat:write", "chat:write.public", "im:write", "users:read", "users:read.email", "channels:read", "groups:read"]
+BOT_SCOPES = [
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "im:write",
+    "users:read",
+    "users:read.email",
+    "channels:read",
+    "groups:read",
+    "files:write",  # the weekly digest's chart (files_upload_v2)
+    "channels:join",  # sharing a file in a public channel needs membership, which chat:write.public does not give
+]
 
 _TOKEN_FIELDS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
 

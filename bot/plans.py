@@ -23,6 +23,7 @@ class PlanInput:
     channel_id: str | None
     pass_mark: int | None
     share_scores_in_channel: bool
+    weekly_digest: bool = True
 
 
 def plan_view(plan: Plan) -> PlanView:
@@ -36,6 +37,7 @@ def plan_view(plan: Plan) -> PlanView:
         pass_mark=plan.pass_mark,
         share_scores_in_channel=plan.share_scores_in_channel,
         created_by=plan.created_by,
+        weekly_digest=plan.weekly_digest,
     )
 
 
@@ -73,6 +75,7 @@ class Plans:
                 plan.channel_id = data.channel_id
                 plan.pass_mark = data.pass_mark
                 plan.share_scores_in_channel = data.share_scores_in_channel
+                plan.weekly_digest = data.weekly_digest
                 session.flush()
                 repos.audit(
                     session,

@@ -1,4 +1,4 @@
-"""Background jobs (poller, sweep, reminders, Slack outbox, Gem): APScheduler 3 behind this one module."""
+"""Background jobs (poller, sweep, reminders, Slack outbox, Gem, weekly digest): APScheduler 3 behind this one module."""
 
 from __future__ import annotations
 
@@ -25,16 +25,20 @@ REMINDERS = "imocha.reminders"
 OUTBOX = "slack.outbox"
 GEM = "gem.poll"
 EVENTS = "events.deliver"
-JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM, EVENTS)
+DIGEST = "digest.weekly"
+JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM, EVENTS, DIGEST)
 # The composition root may name jobs by their short names too.
-SHORT_NAMES = {"poll": POLL, "sweep": SWEEP, "reminders": REMINDERS, "outbox": OUTBOX, "gem": GEM, "events": EVENTS}
+SHORT_NAMES = {"poll": POLL, "sweep": SWEEP, "reminders": REMINDERS, "outbox": OUTBOX, "gem": GEM, "events": EVENTS, "digest": DIGEST}
 # Jobs one replica at a time may run. The outbox needs no lease: each of its rows is claimed. Events
 # take the lease so that one replica sends them, in order.
-SINGLETONS = frozenset({POLL, SWEEP, REMINDERS, GEM, EVENTS})
+SINGLETONS = frozenset({POLL, SWEEP, REMINDERS, GEM, EVENTS, DIGEST})
 
 OUTBOX_SECONDS = 5.0
 EVENTS_SECONDS = 5.0
 REMINDER_SECONDS = 3600.0  # hourly; the per-day dedupe keeps it to one reminder a day
+# Every 10 minutes: a digest goes out at most this long after Monday 09:00 in its workspace's zone (or
+# as soon as a replica is up, if none was then); the unique (plan, week) row keeps it to one a week.
+DIGEST_SECONDS = 600.0
 MIN_SWEEP_SECONDS = 60.0
 MIN_GEM_SECONDS = 60.0
 # A lease outlives three missed runs before another replica takes over, and never less than this, so a
@@ -52,6 +56,7 @@ def intervals(poll_seconds: float) -> dict[str, float]:
         OUTBOX: OUTBOX_SECONDS,
         GEM: max(MIN_GEM_SECONDS, poll_seconds),
         EVENTS: EVENTS_SECONDS,
+        DIGEST: DIGEST_SECONDS,
     }
 
 

@@ -9,11 +9,13 @@ from bot.access import Access
 from bot.assessments import Assessments
 from bot.config import Settings
 from bot.decisions import Decisions
+from bot.digest import Digests
 from bot.home import HomeQueue
 from bot.intake import Intake
 from bot.outbox import SlackOutbox
 from bot.plans import Plans
 from bot.slack_gateway import SlackGateway
+from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
 
 
@@ -31,3 +33,5 @@ class Services:
     home: HomeQueue
     background: Executor
     poller: object | None = None  # bot.poller.StatusPoller, when the scheduler is built
+    digests: Digests | None = None
+    workflow_step: WorkflowStep | None = None

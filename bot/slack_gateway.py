@@ -25,6 +25,7 @@ class SlackUser:
     is_bot: bool
     email: str | None
     deleted: bool = False
+    tz: str | None = None  # the user's IANA time zone, as their Slack profile says
 
 
 class SlackUnavailable(Exception):
@@ -113,6 +114,7 @@ class SlackGateway:
             is_bot=bool(data.get("is_bot")),
             email=(data.get("profile") or {}).get("email"),
             deleted=bool(data.get("deleted")),
+            tz=data.get("tz") or None,
         )
         self._users.put((team_id, user_id), user)
         return user

@@ -55,6 +55,7 @@ class SetupInput:
     default_channel_id: str | None
     validity_days: int
     gem_api_key: str | None = None
+    timezone: str | None = None  # the admin's zone; the first one saved is the workspace's (the digest's Monday 09:00)
 
 
 class Workspaces:
@@ -122,6 +123,8 @@ class Workspaces:
                 ws.gem_key_enc = self._box.encrypt(data.gem_api_key)
             ws.default_channel_id = data.default_channel_id
             ws.validity_days = data.validity_days
+            if data.timezone and not ws.timezone:
+                ws.timezone = data.timezone
             ws.active = True
             repos.audit(
                 session,

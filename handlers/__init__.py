@@ -10,11 +10,12 @@ from bot.services import Services
 
 
 def register_all(app: App, services: Services) -> None:
-    from handlers import cards, commands, home
+    from handlers import cards, commands, home, workflow
 
     commands.register(app, services)
     cards.register(app, services)
     home.register(app, services)
+    workflow.register(app, services)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], logger: Any) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import ApplicationView, AppStatus, AuditLine, Decision, ExistingResult, InvitationView, PlanView
+from bot.domain import ApplicationView, AppStatus, AuditLine, Decision, ExistingResult, InvitationView, PlanView, normalise_key
 from handlers import ids
 
 Block = dict[str, Any]
@@ -525,6 +525,11 @@ def build_plan_modal(*, plan: PlanView | None = None) -> dict[str, Any]:
     share: dict[str, Any] = {"type": "checkboxes", "action_id": ids.SHARE_INPUT, "options": [share_option]}
     if plan and plan.share_scores_in_channel:
         share["initial_options"] = [share_option]
+    # Ticked means off, so that a plan saved without this field keeps its digest.
+    digest_off = {"text": plain("No weekly digest for this plan"), "value": "off"}
+    digest: dict[str, Any] = {"type": "checkboxes", "action_id": ids.DIGEST_INPUT, "options": [digest_off]}
+    if plan and not plan.weekly_digest:
+        digest["initial_options"] = [digest_off]
     pass_mark: dict[str, Any] = {
         "type": "number_input",
         "action_id": ids.PASS_MARK_INPUT,
@@ -555,6 +560,14 @@ def build_plan_modal(*, plan: PlanView | None = None) -> dict[str, Any]:
             "element": share,
             "hint": plain("Off: the channel hears that the test is complete, with a Show score button that answers privately."),
         },
+        {
+            "type": "input",
+            "block_id": ids.DIGEST_BLOCK,
+            "label": plain("Weekly digest"),
+            "optional": True,
+            "element": digest,
+            "hint": plain("Every Monday 09:00 the channel gets last week's figures and a chart (no scores unless shared)."),
+        },
     ]
     return _modal(
         ids.PLAN_VIEW,
@@ -576,6 +589,7 @@ def build_plans_list(plans: Sequence[PlanView]) -> list[Block]:
             f"<#{plan.channel_id}>" if plan.channel_id else "default channel",
             f"pass mark {plan.pass_mark}%" if plan.pass_mark is not None else "no pass mark",
             "scores shared" if plan.share_scores_in_channel else "scores private",
+            "weekly digest" if plan.weekly_digest else "no digest",
             f"by <@{plan.created_by}>",
         ]
         details.append(" · ".join(extras))
@@ -670,6 +684,7 @@ HELP = (
     "• `/imocha send` — send an assessment to a candidate by hand\n"
     "• `/imocha status <email>` — a candidate's assessments and their history\n"
     "• `/imocha resync` — replay missed iMocha callbacks and poll now (admins)\n"
+    "• `/imocha digest` — post this week's digest with its chart to each plan's channel (admins)\n"
     "• `/imocha help` — this list\n"
     "Open the app's *Home* tab for the queue."
 )
@@ -735,8 +750,11 @@ def build_home(
     page: int,
     configured: bool,
     is_admin: bool,
+    week: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """App Home: the queue per job, grouped by status with counts; within Slack's 100-block limit."""
+    """App Home: the queue per job, grouped by status with counts; within Slack's 100-block limit.
+
+    `week` maps a job's normalised name to its line of this week's digest figures (no extra block)."""
     blocks: list[Block] = [
         {"type": "header", "text": plain("iMocha assessments", 150)},
         {
@@ -764,7 +782,8 @@ def build_home(
             if sum(counts.get(s, 0) for s in statuses)
         )
         blocks.append({"type": "divider"})
-        blocks.append(section(f"*{esc(job_name)}*\n{summary}"))
+        figures = (week or {}).get(normalise_key(job_name))
+        blocks.append(section(f"*{esc(job_name)}*\n{summary}" + (f"\n_{esc(figures)}_" if figures else "")))
         for label, statuses in HOME_GROUPS:
             group = [v for v in items if v.status in statuses]
             if not group or len(blocks) >= budget:

@@ -44,6 +44,7 @@ def register(app: App, services: Services) -> None:
             "plans": lambda: _plans(services, team, user, respond),
             "send": lambda: _open_manual_send(services, team, user, command["trigger_id"], client),
             "resync": lambda: _resync(services, team, user, respond),
+            "digest": lambda: _digest(services, team, user, respond),
         }
         handler = handlers.get(sub)
         if handler is None:
@@ -104,10 +105,18 @@ def register(app: App, services: Services) -> None:
             return
         assert test is not None
         share = bool(parse.value(view, ids.SHARE_BLOCK, ids.SHARE_INPUT))
+        digest_off = bool(parse.value(view, ids.DIGEST_BLOCK, ids.DIGEST_INPUT))
         channel = parse.value(view, ids.CHANNEL_BLOCK, ids.CHANNEL_INPUT)
         plan_id = parse.metadata(view).get("plan_id")
         data = PlanInput(
-            job=job, stage=stage, test_id=int(test[0]), test_name=test[1], channel_id=channel, pass_mark=mark, share_scores_in_channel=share
+            job=job,
+            stage=stage,
+            test_id=int(test[0]),
+            test_name=test[1],
+            channel_id=channel,
+            pass_mark=mark,
+            share_scores_in_channel=share,
+            weekly_digest=not digest_off,
         )
         try:
             services.access.require_member(team, user)
@@ -262,7 +271,15 @@ def _finish_setup(
             )
             return
     services.workspaces.save(
-        team, user, SetupInput(api_key=key or None, default_channel_id=channel, validity_days=days or 7, gem_api_key=gem_key or None)
+        team,
+        user,
+        SetupInput(
+            api_key=key or None,
+            default_channel_id=channel,
+            validity_days=days or 7,
+            gem_api_key=gem_key or None,
+            timezone=services.gateway.user(team, user).tz,
+        ),
     )
     done = ":white_check_mark: *iMocha is connected.*" + (
         f" {tests} tests are available." if tests is not None else " Settings saved; the key is unchanged."
@@ -356,3 +373,15 @@ def _resync(services: Services, team: str, user: str, respond: Respond) -> None:
         f":white_check_mark: Resync done: asked iMocha to replay {asked} open invitations and polled for changes.",
         respond=respond,
     )
+
+
+def _digest(services: Services, team: str, user: str, respond: Respond) -> None:
+    services.access.require_admin(team, user, "post the digest")
+    if services.digests is None:
+        raise DomainError("The digest is not available in this process.")
+    posted = services.digests.post_current_week(team)
+    if posted:
+        text = f":bar_chart: Posted this week's digest for {posted} plan{'s' if posted != 1 else ''} to their hiring channels."
+    else:
+        text = "No plan had any assessment activity this week, so there is no digest to post."
+    tell(services, team, user, text, respond=respond)

@@ -10,10 +10,12 @@ from slack_bolt.listener.builtins import TokenRevocationListeners
 from slack_sdk import WebClient
 
 from bot import imocha
-from bot.domain import DomainError
+from bot.digest import DigestStats
+from bot.domain import DomainError, normalise_key
 from bot.services import Services
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
+from handlers.digest import build_week_line
 
 log = logging.getLogger("handlers.home")
 
@@ -21,7 +23,13 @@ log = logging.getLogger("handlers.home")
 def publish_home(services: Services, client: WebClient, team: str, user: str, page: int = 0) -> None:
     data = services.home.for_user(team, user, page=page)
     settings = services.workspaces.settings(team)
+    week: dict[str, list[DigestStats]] = {}
+    if services.digests is not None:
+        for stats in services.digests.figures(team):
+            if stats.active or stats.waiting:
+                week.setdefault(normalise_key(stats.job_label), []).append(stats)
     view = blocks.build_home(
+        week={job: build_week_line(figures) for job, figures in week.items()},
         jobs=data.jobs,
         total=data.total,
         shown=data.shown,

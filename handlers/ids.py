@@ -41,6 +41,7 @@ TEST_BLOCK, TEST_INPUT = "test", "test_select"
 CHANNEL_BLOCK, CHANNEL_INPUT = "channel", "channel_input"
 PASS_MARK_BLOCK, PASS_MARK_INPUT = "pass_mark", "pass_mark_input"
 SHARE_BLOCK, SHARE_INPUT = "share_scores", "share_scores_input"
+DIGEST_BLOCK, DIGEST_INPUT = "weekly_digest", "weekly_digest_input"
 USE_BLOCK, USE_INPUT = "use", "use_input"
 NAME_BLOCK, NAME_INPUT = "candidate_name", "candidate_name_input"
 EMAIL_BLOCK, EMAIL_INPUT = "candidate_email", "candidate_email_input"
@@ -48,4 +49,7 @@ EMAIL_BLOCK, EMAIL_INPUT = "candidate_email", "candidate_email_input"
 USE_REUSE = "reuse"
 USE_REATTEMPT = "reattempt"
 
-EVENTS = ("app_home_opened", "app_uninstalled", "tokens_revoked")
+# The Workflow Builder step (a custom function: the manifest's `functions`, `function_executed` events).
+SEND_FUNCTION = "send_imocha_assessment"
+
+EVENTS = ("app_home_opened", "app_uninstalled", "tokens_revoked", "function_executed")

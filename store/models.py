@@ -120,6 +120,8 @@ class Workspace(Base):
     # The last iMocha test list and when it was loaded, shared by replicas (bot/workspaces.py).
     tests_cache: Mapped[list[Any] | None]
     tests_loaded_at: Mapped[datetime | None]
+    # An IANA zone name ("Europe/Berlin"); the weekly digest goes out Monday 09:00 there. None: UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
@@ -149,6 +151,7 @@ class Plan(Base):
     channel_id: Mapped[str | None] = mapped_column(String(32))
     pass_mark: Mapped[int | None] = mapped_column(Integer)
     share_scores_in_channel: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    weekly_digest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=stamp)
     updated_at: Mapped[datetime] = mapped_column(default=stamp, onupdate=stamp)
@@ -360,6 +363,25 @@ class Reminder(Base):
     kind: Mapped[str] = mapped_column(String(20))  # untouched | expiring
     day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (UTC)
     sent_at: Mapped[datetime] = mapped_column(default=stamp)
+
+
+class WeeklyDigest(Base):
+    """One plan's digest for one week: the unique (plan, week) row is the once-a-week guarantee across replicas."""
+
+    __tablename__ = "weekly_digests"
+    __table_args__ = (UniqueConstraint("plan_id", "week"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(10))  # the Monday the week starts, YYYY-MM-DD in the workspace's zone
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    file_id: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 class Lease(Base):

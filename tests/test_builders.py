@@ -322,11 +322,13 @@ def test_the_plan_modal_has_the_spec_labels_and_fields() -> None:
     view = b.build_plan_modal()
     assert_valid_view(view)
     inputs = _inputs(view)
-    assert list(inputs) == ["Job", "Stage", "iMocha test", "Hiring channel", "Pass mark (%)", "Share scores in channel"]
+    # The spec's labels, then issue 16's per-plan switch for the weekly digest.
+    assert list(inputs) == ["Job", "Stage", "iMocha test", "Hiring channel", "Pass mark (%)", "Share scores in channel", "Weekly digest"]
     assert inputs["iMocha test"]["element"]["type"] == "external_select"
     assert inputs["Hiring channel"]["element"]["type"] in ("conversations_select", "channels_select")
     assert inputs["Share scores in channel"]["element"]["type"] == "checkboxes"
-    assert [label for label, blk in inputs.items() if blk.get("optional")] == ["Hiring channel", "Pass mark (%)", "Share scores in channel"]
+    optional = [label for label, blk in inputs.items() if blk.get("optional")]
+    assert optional == ["Hiring channel", "Pass mark (%)", "Share scores in channel", "Weekly digest"]
 
     plan = PlanView(3, "Backend Engineer", "iMocha assessment", 1001, "Python Developer", "CHIRING", 70, True, "URITA")
     edit = b.build_plan_modal(plan=plan)

@@ -27,7 +27,8 @@ from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "app_manifest.yaml"
-SCHEMA_FILE = "manifest.schema.1.0.0.json"
+# Major version 2: the Workflow Builder step's `functions` need v2's input/output parameter shape.
+SCHEMA_FILE = "manifest.schema.2.0.0.json"
 # CI keeps Slack's schema in a `shared/` folder beside the clone; the vendored copy is the fallback.
 SCHEMA_DIRS = (ROOT.parent / "shared" / "reference" / "slack-manifest-schema", ROOT / "tests" / "fixtures" / "slack-manifest-schema")
 
@@ -44,6 +45,7 @@ def manifest() -> dict[str, Any]:
 
 
 def test_the_manifest_passes_slacks_schema(manifest: dict[str, Any]) -> None:
+    assert manifest["_metadata"]["major_version"] == 2
     schema = json.loads(schema_path().read_text(encoding="utf-8"))
     jsonschema.validators.validator_for(schema).check_schema(schema)
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(manifest), key=lambda e: list(e.absolute_path))
@@ -100,7 +102,7 @@ def test_the_manifest_urls_point_at_the_bots_routes(manifest: dict[str, Any]) ->
 def test_the_usage_hint_lists_the_subcommands_the_help_describes(manifest: dict[str, Any]) -> None:
     (command,) = manifest["features"]["slash_commands"]
     hint = command["usage_hint"].strip("[]").split(" | ")
-    assert hint == ["setup", "plan", "plans", "send", "status <email>", "resync", "help"]
+    assert hint == ["setup", "plan", "plans", "send", "status <email>", "resync", "digest", "help"]
     for sub in hint:
         assert f"/imocha {sub}" in HELP
     assert command["should_escape"] is False
@@ -136,7 +138,7 @@ def registered(
     """The real composition root, with App's registration methods recording what the handlers register."""
     fake_slack.reset()
     fake_slack.add_team(TEAM, TOKEN)
-    seen: dict[str, list[Any]] = {"command": [], "event": [], "options": [], "action": [], "view": []}
+    seen: dict[str, list[Any]] = {"command": [], "event": [], "options": [], "action": [], "view": [], "function": []}
     for name in seen:
         original = getattr(App, name)
 
@@ -168,6 +170,9 @@ def _event(event_type: str) -> dict[str, Any]:
         return sr.app_home_opened(user_id="UMANIFEST", tab="messages")  # the messages tab: no Web API call
     if event_type == "tokens_revoked":
         return {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": []}}
+    if event_type == "function_executed":
+        # The step with no inputs: acked, then failed with a message for the workflow's author.
+        return {"type": "function_executed", "function": {"callback_id": ids.SEND_FUNCTION}, "inputs": {}, "function_execution_id": "Fx0"}
     return {"type": event_type}
 
 
@@ -176,7 +181,9 @@ def test_the_app_registers_exactly_the_manifests_commands_and_events(
 ) -> None:
     _runtime, seen = registered
     assert sorted(seen["command"]) == sorted(c["command"] for c in manifest["features"]["slash_commands"])
-    assert sorted(seen["event"]) == sorted(manifest["settings"]["event_subscriptions"]["bot_events"])
+    # app.function listens to function_executed events for the manifest's functions.
+    assert sorted(seen["function"]) == sorted(manifest["functions"])
+    assert sorted([*seen["event"], "function_executed"]) == sorted(manifest["settings"]["event_subscriptions"]["bot_events"])
     # buttons and modals need interactivity; external_select options need the options load URL
     assert seen["action"] and seen["view"] and manifest["settings"]["interactivity"]["is_enabled"]
     assert seen["options"] and manifest["settings"]["interactivity"]["message_menu_options_url"]

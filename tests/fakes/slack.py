@@ -34,8 +34,11 @@ from bot.serving import ServerThread
 from tests.fakes.blockkit import MAX_MESSAGE_TEXT, MAX_VIEW_BYTES, validate_blocks, validate_view
 
 APP_ID = "A0FAKEAPP"
-DEFAULT_SCOPES = "chat:write,chat:write.public,commands,im:write,users:read,users:read.email,channels:read,groups:read"
-_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+DEFAULT_SCOPES = (
+    "chat:write,chat:write.public,commands,im:write,users:read,users:read.email,channels:read,groups:read,files:write,channels:join"
+)
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata", "files")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,22 @@ class Message:
     reply_broadcast: bool = False
     user: str | None = None
     updates: int = 0
+    files: list[str] | None = None  # ids of files shared with the message (files.completeUploadExternal)
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded with files.getUploadURLExternal, its upload URL and files.completeUploadExternal."""
+
+    id: str
+    team_id: str
+    filename: str
+    length: int
+    alt_txt: str | None
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    completed: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +165,7 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
+            "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
             "users.info": self._users_info,
@@ -154,11 +174,16 @@ class FakeSlack:
             "views.push": self._views_push,
             "views.update": self._views_update,
             "views.publish": self._views_publish,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
+            "functions.completeSuccess": self._functions_complete_success,
+            "functions.completeError": self._functions_complete_error,
         }
         self.app = Starlette(
             routes=[
                 Route("/api/{method:path}", self._api, methods=["GET", "POST"]),
                 Route("/response_url/{rid:path}", self._response_url, methods=["POST"]),
+                Route("/upload/{file_id}", self._upload, methods=["POST"]),
             ]
         )
 
@@ -195,6 +220,10 @@ class FakeSlack:
             self._responses: list[ResponseUrlPost] = []
             self._violations: list[str] = []
             self.issued_tokens: list[str] = []
+            self._files: dict[str, UploadedFile] = {}
+            # function_execution_id -> ("success", outputs) or ("error", message); and the declared outputs
+            self._executions: dict[str, tuple[str, Any]] = {}
+            self._pending_executions: dict[str, dict[str, str]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -455,6 +484,27 @@ class FakeSlack:
             view_id = self._homes.get(user_id)
             return copy.deepcopy(self._views[view_id]) if view_id else None
 
+    def start_function(self, team_id: str, execution_id: str, *, outputs: dict[str, str], token: str | None = None) -> str:
+        """Run a custom function as Workflow Builder would: returns the execution's just-in-time token
+        (valid for functions.complete* and ordinary calls of the team). `outputs` maps each declared
+        output's name to its manifest type; completeSuccess must give every one, with a string value."""
+        token = token or f"xwfp-{execution_id}"
+        with self._lock:
+            self._require_team(team_id)
+            self._tokens[token] = team_id
+            self._pending_executions[execution_id] = dict(outputs)
+        return token
+
+    def execution(self, execution_id: str) -> tuple[str, Any] | None:
+        """("success", outputs) or ("error", message) once the function completed, else None."""
+        with self._lock:
+            return copy.deepcopy(self._executions.get(execution_id))
+
+    def files(self, channel: str | None = None) -> list[UploadedFile]:
+        """Uploaded files, oldest first; with `channel`, only those shared there."""
+        with self._lock:
+            return copy.deepcopy([f for f in self._files.values() if channel is None or f.channel == channel])
+
     def team_of(self, token: str) -> str | None:
         with self._lock:
             return self._tokens.get(token)
@@ -549,6 +599,28 @@ class FakeSlack:
         finally:
             with self._lock:
                 self._holding -= 1
+    async def _upload(self, request: Request) -> Response:
+        """The upload URL files.getUploadURLExternal hands out: takes the raw bytes of one PNG."""
+        file_id = request.path_params["file_id"]
+        raw = await request.body()
+        with self._lock:
+            self._calls.append(Call("upload", None, {"file_id": file_id, "bytes": len(raw)}, dict(request.headers), time.time()))
+            fault = self._take_fault("upload")
+            if fault is not None:
+                return _fault_response(fault)
+            upload = self._files.get(file_id)
+            if upload is None or upload.completed:
+                return PlainTextResponse("invalid_upload_url", status_code=404)
+            problems = []
+            if len(raw) != upload.length:
+                problems.append(f"/upload: {len(raw)} bytes arrived, {upload.length} were announced")
+            if not raw.startswith(PNG_SIGNATURE):
+                problems.append(f"/upload: {upload.filename} is not a PNG")
+            if problems:
+                self._violate("upload", problems)
+                return PlainTextResponse("invalid_file", status_code=400)
+            upload.data = raw
+        return PlainTextResponse(f"OK - {len(raw)}")
 
     def _take_fault(self, method: str) -> _Fault | None:
         for key in (method, "*"):
@@ -775,6 +847,14 @@ class FakeSlack:
             out.update(no_op=True, already_open=True)
         return out
 
+    def _conversations_join(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(team, body.get("channel"))
+        if channel.is_private or channel.im_user is not None:
+            raise SlackError("method_not_supported_for_channel_type")
+        if team.bot_user_id not in channel.members:
+            channel.members.append(team.bot_user_id)
+        return {"channel": self._channel_json(team, channel)}
+
     def _channel_json(self, team: _Team, channel: _Channel) -> dict[str, Any]:
         if channel.im_user:
             return {
@@ -960,6 +1040,90 @@ class FakeSlack:
 
     # -- oauth and socket mode ---------------------------------------------------------------------
 
+    def _files_get_upload_url_external(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        filename, length = body.get("filename"), body.get("length")
+        if not filename or not str(length or "").isdigit() or int(str(length)) <= 0:
+            raise SlackError("invalid_arguments")
+        alt = body.get("alt_txt")
+        if alt is not None and len(str(alt)) > 1000:
+            self._violate("files.getUploadURLExternal", [f"/alt_txt: {len(str(alt))} characters is over 1000"])
+            raise SlackError("invalid_arguments")
+        file_id = f"F{next(self._ids):08d}"
+        self._files[file_id] = UploadedFile(file_id, team.id, str(filename), int(str(length)), alt)
+        return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        files = body.get("files")
+        if not isinstance(files, list) or not files:
+            raise SlackError("invalid_arguments")
+        uploads = []
+        for item in files:
+            upload = self._files.get(str((item or {}).get("id")))
+            if upload is None or upload.team_id != team.id or upload.completed:
+                raise SlackError("file_not_found")
+            if upload.data is None:
+                self._violate("files.completeUploadExternal", [f"/files: {upload.id} was never uploaded"])
+                raise SlackError("file_upload_not_found")
+            upload.title = item.get("title") or upload.filename
+            uploads.append(upload)
+        channel_id = body.get("channel_id")
+        comment = body.get("initial_comment")
+        if isinstance(comment, str) and len(comment) > MAX_MESSAGE_TEXT:
+            self._violate("files.completeUploadExternal", [f"/initial_comment: {len(comment)} characters is over {MAX_MESSAGE_TEXT}"])
+            raise SlackError("msg_too_long")
+        if channel_id:
+            channel = self._channel(team, channel_id, posting=True)
+            # chat:write.public lets a bot post text anywhere public, not share files: it must be a member.
+            if channel.im_user is None and team.bot_user_id not in channel.members:
+                raise SlackError("not_in_channel")
+            message = Message(channel.id, self._next_ts(), comment or "", None, body.get("thread_ts") or None, False, team.bot_user_id)
+            message.files = [u.id for u in uploads]
+            self._messages.setdefault(channel.id, []).append(message)
+        for upload in uploads:
+            upload.completed = True
+            upload.channel = channel_id or None
+        return {"files": [{"id": u.id, "name": u.filename, "title": u.title, "mimetype": "image/png"} for u in uploads]}
+
+    def _execution(self, body: dict[str, Any]) -> str:
+        execution_id = str(body.get("function_execution_id") or "")
+        if execution_id in self._executions:
+            raise SlackError("function_execution_already_completed")
+        if execution_id not in self._pending_executions:
+            raise SlackError("function_execution_not_found")
+        return execution_id
+
+    def _functions_complete_success(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        execution_id = self._execution(body)
+        outputs = body.get("outputs")
+        if isinstance(outputs, str):
+            outputs = json.loads(outputs)
+        declared = self._pending_executions[execution_id]
+        problems = []
+        if not isinstance(outputs, dict):
+            problems.append("/outputs: not an object")
+        else:
+            problems += [f"/outputs/{name}: missing" for name in declared if name not in outputs]
+            problems += [f"/outputs/{name}: not declared" for name in outputs if name not in declared]
+            problems += [
+                f"/outputs/{name}: {type(value).__name__} for a {declared[name]}"
+                for name, value in outputs.items()
+                if name in declared and declared[name] == "string" and not isinstance(value, str)
+            ]
+        if problems:
+            self._violate("functions.completeSuccess", problems)
+            raise SlackError("invalid_arguments")
+        self._executions[execution_id] = ("success", outputs)
+        return {}
+
+    def _functions_complete_error(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+        execution_id = self._execution(body)
+        error = body.get("error")
+        if not isinstance(error, str) or not error.strip():
+            self._violate("functions.completeError", ["/error: a message is required"])
+            raise SlackError("invalid_arguments")
+        self._executions[execution_id] = ("error", error)
+        return {}
+
     def _oauth_v2_access(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         client_id, client_secret = body.get("client_id"), body.get("client_secret")
         auth = headers.get("authorization", "")
@@ -1005,6 +1169,7 @@ class FakeSlack:
             raise SlackError("invalid_auth")
         if self._socket_mode is not None:
             return {"url": self._socket_mode()}
+        # No Socket Mode server given (use_socket_mode): a well-formed URL nothing listens on.
         port = self._server.port if self._server else 0
         return {"url": f"ws://{self._host}:{port}/link/?ticket={uuid.uuid4().hex}&app_id={APP_ID}"}
 

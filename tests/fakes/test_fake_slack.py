@@ -639,3 +639,43 @@ def test_slack_sender_posts_signed_requests_over_real_http(bolt: tuple[App, dict
         assert forged.status_code == 401
         stale = sender.post(sr.url_verification("c"), content_type=sr.JSON, timestamp=int(time.time()) - 600)
         assert stale.status_code == 401
+
+
+# -- file uploads (files_upload_v2: getUploadURLExternal, the upload URL, completeUploadExternal) -------
+
+TINY_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def test_files_upload_v2_shares_a_png_in_the_channel_with_its_comment_and_alt_text(fake: FakeSlack, client: WebClient) -> None:
+    # Sharing a file needs the bot in the channel (chat:write.public covers messages only).
+    refused = error_of(lambda: client.files_upload_v2(channel="C1", file=TINY_PNG, filename="chart.png", title="Chart"))
+    assert refused.response["error"] == "not_in_channel"
+    client.conversations_join(channel="C1")
+    fake.reset_calls()
+
+    response = client.files_upload_v2(
+        channel="C1", file=TINY_PNG, filename="chart.png", title="Chart", alt_txt="one pixel", initial_comment="*Digest*"
+    )
+
+    [upload] = fake.files("C1")
+    assert response["file"]["id"] == upload.id
+    assert (upload.data, upload.alt_txt, upload.title, upload.completed) == (TINY_PNG, "one pixel", "Chart", True)
+    [message] = fake.messages("C1")
+    assert (message.text, message.files) == ("*Digest*", [upload.id])
+    assert [c.method for c in fake.calls] == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    assert not fake.violations
+
+
+def test_an_upload_that_is_not_a_png_is_refused_and_recorded(fake: FakeSlack, client: WebClient) -> None:
+    from urllib.error import HTTPError
+
+    with pytest.raises(HTTPError):  # slack_sdk lets urllib's error through for a 400 from the upload URL
+        client.files_upload_v2(channel="C1", content="not an image", filename="chart.png", title="Chart")
+    assert fake.violations == ["upload: /upload: chart.png is not a PNG"]
+    assert fake.messages("C1") == []
+    assert (
+        error_of(lambda: client.files_completeUploadExternal(files=[{"id": "F404"}], channel_id="C1")).response["error"] == "file_not_found"
+    )
