@@ -350,3 +350,20 @@ def test_closing_acks_the_envelopes_in_hand_and_leaves_new_ones_for_slack_to_del
         closing.join(5)
         assert not late.acked.is_set()
         socket_server.wait_disconnected()
+
+
+def test_apps_connections_open_failing_for_a_while_is_retried_with_backoff_until_the_link_is_up(
+    sqlite_engine: Engine,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,  # noqa: F811
+    socket_server: FakeSocketMode,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slack.fail("apps.connections.open", status=200, error="fatal_error", count=2)  # Slack's own trouble, not the token's
+    started = time.monotonic()
+    with socket_bot(sqlite_engine, slack, fake_imocha, socket_server) as bot:  # connect() waits for the link
+        assert 0.4 < time.monotonic() - started < 5
+        assert slack.count("apps.connections.open") == 3
+        assert bot.runtime.socket_link is not None and bot.runtime.socket_link.status().state == "connected"
+        warnings = [r.getMessage() for r in caplog.records if r.name == "bot.socket_mode" and r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "fatal_error" in warnings[0]  # one line for the outage, not one per attempt
