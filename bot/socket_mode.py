@@ -537,8 +537,12 @@ class _Client(SocketModeClient):
         except SocketModeStopped:
             pass
         except Exception as exc:  # network, 5xx, rate limits: the watcher tries again with backoff
-            first_line = str(exc).splitlines()[0][:160] if str(exc) else ""
-            self.link._reconnect_failed(f"{exc.__class__.__name__}: {first_line}" if first_line else exc.__class__.__name__)
+            if isinstance(exc, SlackApiError):
+                cause = f"apps.connections.open answered {exc.response.get('error') or exc.response.status_code}"
+            else:
+                first_line = str(exc).splitlines()[0][:160] if str(exc) else ""
+                cause = f"{exc.__class__.__name__}: {first_line}" if first_line else exc.__class__.__name__
+            self.link._reconnect_failed(cause)
 
     def connect(self) -> None:
         super().connect()

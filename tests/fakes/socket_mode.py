@@ -9,8 +9,9 @@ late acks, acks for envelopes never sent and malformed frames land in `problems`
 Slack's side of a connection's life is scripted: `disconnect(reason)` sends a `disconnect` message
 (and closes the socket after `close_after` s), `drop()` closes sockets without a close frame (or
 resets them), `deafen()` loses the acks a connection sends (the ack never reached Slack),
-`accepting = False` refuses new connections (the port stops listening: "connection refused"), and `redeliver()` sends an envelope again as Slack does
-when it got no ack (same `envelope_id`, or a new one with `retry_attempt`).
+`accepting = False` refuses new connections (the port stops listening), and `redeliver()` sends an
+envelope again as Slack does when it got no ack (same `envelope_id`, or a new one with
+`retry_attempt`). Upgrades with a bad path, headers or ticket are answered 4xx (`refused`).
 
 Server frames are unmasked, client frames must be masked; pings get pongs with the same payload.
 """
@@ -143,7 +144,7 @@ class _Connection:
                 self.send_json(
                     {
                         "type": "hello",
-                        "num_connections": len(self.server.connections),
+                        "num_connections": len(self.server.live),
                         "debug_info": {"host": "applink-fake", "approximate_connection_time": 18060},
                         "connection_info": {"app_id": APP_ID},
                     }

@@ -8,6 +8,7 @@ Slack request of the journey is an envelope that must be acknowledged with its e
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -210,7 +211,9 @@ def test_a_dropped_socket_is_replaced_and_redelivered_envelopes_take_effect_once
     fake_imocha: FakeImocha,  # noqa: F811
     socket_server: FakeSocketMode,
     reset: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bot.socket_mode")
     with socket_bot(sqlite_engine, slack, fake_imocha, socket_server) as bot:
         # 1. an envelope lost on the way (the socket dropped first): Slack's re-delivery is handled
         lost = socket_server.deliver("slash_commands", _setup_command(bot), lose=True)
@@ -240,9 +243,11 @@ def test_a_dropped_socket_is_replaced_and_redelivered_envelopes_take_effect_once
         assert retried.envelope["retry_attempt"] == 1 and retried.envelope_id != first_event.envelope_id
         retried.wait_ack()
 
-        time.sleep(0.5)  # time enough for a second effect to show, if there were one
+        time.sleep(0.3)  # time enough for a second effect to show, if there were one
         assert slack.count("views.open") == 2
         assert slack.count("views.publish") == 1
+        answered_again = [r.getMessage() for r in caplog.records if "answered with the first ack" in r.getMessage()]
+        assert len(answered_again) == 2, answered_again  # both re-deliveries took the path that runs nothing
         assert socket_server.problems == []
         assert bot.runtime.socket_link is not None and bot.runtime.socket_link.status().state == "connected"
 
@@ -265,7 +270,7 @@ def test_a_refresh_request_moves_to_a_new_connection_without_losing_an_envelope(
         assert "/imocha setup" in r.text
         assert _sender(bot).last is not None and _sender(bot).last.acks[0].connection == 2
         socket_server.wait_connected(2)
-        time.sleep(0.5)  # Slack closes the old connection; the new one stays
+        time.sleep(0.45)  # Slack closes the old connection; the new one stays
         assert [c.number for c in socket_server.live] == [2]
         assert bot.runtime.socket_link is not None and bot.runtime.socket_link.status().state == "connected"
         assert socket_server.problems == [] and socket_server.unacked() == []
@@ -318,7 +323,7 @@ def test_link_disabled_stops_the_link_for_good_and_health_says_so_at_once(
         r = httpx.get(f"{bot.url}/healthz")
         assert r.status_code == 503 and r.json()["socket_mode"] == "stopped"
         socket_server.drop()
-        time.sleep(0.5)
+        time.sleep(0.3)
         assert slack.count("apps.connections.open") == 1  # no reconnecting
         assert socket_server.accepted == 1
 
@@ -345,3 +350,20 @@ def test_closing_acks_the_envelopes_in_hand_and_leaves_new_ones_for_slack_to_del
         closing.join(5)
         assert not late.acked.is_set()
         socket_server.wait_disconnected()
+
+
+def test_apps_connections_open_failing_for_a_while_is_retried_with_backoff_until_the_link_is_up(
+    sqlite_engine: Engine,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,  # noqa: F811
+    socket_server: FakeSocketMode,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slack.fail("apps.connections.open", status=200, error="fatal_error", count=2)  # Slack's own trouble, not the token's
+    started = time.monotonic()
+    with socket_bot(sqlite_engine, slack, fake_imocha, socket_server) as bot:  # connect() waits for the link
+        assert 0.4 < time.monotonic() - started < 5
+        assert slack.count("apps.connections.open") == 3
+        assert bot.runtime.socket_link is not None and bot.runtime.socket_link.status().state == "connected"
+        warnings = [r.getMessage() for r in caplog.records if r.name == "bot.socket_mode" and r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "fatal_error" in warnings[0]  # one line for the outage, not one per attempt
