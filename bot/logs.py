@@ -61,5 +61,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "slack_sdk.web.base_client", "slack_bolt.App"):
+    # Libraries that log each step at INFO (Alembic a line per plugin and migration, the Socket Mode
+    # client each reconnection): the bot says what an operator needs in a few lines of its own.
+    for noisy in ("httpx", "httpcore", "apscheduler", "alembic", "slack_sdk.web.base_client", "slack_sdk.socket_mode", "slack_bolt.App"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
