@@ -9,8 +9,15 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from bot.app import Runtime
+    from bot.crypto import SecretBox
 
 log = logging.getLogger("bot.cli")
 
@@ -55,65 +62,90 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _db_upgrade(settings: Settings) -> int:
-    from store.db import current_revision, make_engine, upgrade
+    from bot.preflight import open_database
 
-    engine = make_engine(settings.database_url)
-    _require_db(engine, settings)
-    upgrade(engine)
-    print(f"database is at revision {current_revision(engine)}")
+    engine = open_database(settings)
+    try:
+        before, after = _migrate(engine, settings)
+    finally:
+        engine.dispose()
+    print(f"database schema at revision {after}" + (f" (upgraded from {before or 'empty'})" if before != after else " (up to date)"))
     return 0
 
 
-def _require_db(engine: object, settings: Settings) -> None:
+def _migrate(engine: Engine, settings: Settings) -> tuple[str | None, str | None]:
+    """Apply pending migrations; the revisions before and after."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from store.db import ping
+    from bot.preflight import database_error
+    from store.db import current_revision, upgrade
 
     try:
-        ping(engine)  # type: ignore[arg-type]
+        before = current_revision(engine)
+        upgrade(engine)
+        return before, current_revision(engine)
     except SQLAlchemyError as exc:
-        raise ConfigError(
-            f"DATABASE_URL: the database does not answer ({exc.__class__.__name__}: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0][:160]})"
-        ) from None
+        raise database_error(settings, exc) from None
 
 
 def _run(settings: Settings, host: str, port: int) -> int:
-    import uvicorn
-    from slack_bolt.error import BoltError
-    from slack_sdk.errors import SlackApiError
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.app import build_runtime
-    from store.db import current_revision, head_revision, make_engine, upgrade
+    from bot import preflight
+    from bot.crypto import SecretBox, load_secret_box
+    from store.db import current_revision, head_revision
 
+    # Local checks first, then Slack, then the database: a start that fails on Slack leaves no file behind.
     settings.require_slack()
     _check_port(host, port)
-    engine = make_engine(settings.database_url)
-    _require_db(engine, settings)
+    if settings.encryption_key is not None:
+        SecretBox(settings.encryption_key.get_secret_value())  # a malformed key stops here
+    slack = preflight.check_slack(settings)
+    engine = preflight.open_database(settings)
     if settings.is_sqlite:
-        upgrade(engine)
-    elif current_revision(engine) != head_revision(engine):
-        raise ConfigError("DATABASE_URL: the schema is not up to date; run `imocha-bot db upgrade` first")
+        before, revision = _migrate(engine, settings)
+        schema = f"schema at revision {revision}" + (f" (upgraded from {before or 'empty'})" if before != revision else "")
+    else:
+        try:
+            revision, head = current_revision(engine), head_revision(engine)
+        except SQLAlchemyError as exc:
+            raise preflight.database_error(settings, exc) from None
+        if revision != head:
+            raise ConfigError(f"DATABASE_URL: the schema is at {revision or 'nothing'}, not {head}; run `imocha-bot db upgrade` first")
+        schema = f"schema at revision {revision}"
+    box = load_secret_box(settings)
     if settings.public_url_is_insecure:
         log.warning("PUBLIC_URL is plain http and not loopback: iMocha needs https for callbacks in production")
-    try:
-        runtime = build_runtime(settings, engine=engine, with_scheduler=True)
-    except (BoltError, SlackApiError) as exc:
-        raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
+    runtime = _build_runtime(settings, engine, box)
     socket_handler = None
-    if settings.socket_mode and runtime.bolt is not None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        assert settings.slack_app_token is not None
-        socket_handler = SocketModeHandler(runtime.bolt, app_token=settings.slack_app_token.get_secret_value())
-        socket_handler.connect()
-        log.info("connected to Slack over Socket Mode")
+    try:
+        if settings.socket_mode and runtime.bolt is not None:
+            socket_handler = preflight.open_socket_mode(runtime.bolt, settings)
+    except ConfigError:
+        runtime.close()
+        raise
+    mode = (
+        "Socket Mode (Slack requests arrive over the WebSocket)"
+        if socket_handler
+        else "HTTP mode (Slack sends requests to POST /slack/events)"
+    )
+    log.info("Slack: %s; %s", slack, mode)
+    log.info("database %s: %s", preflight.show_database(engine), schema)
     if runtime.scheduler is not None:
         runtime.scheduler.start()
-    mode = "Socket Mode" if socket_handler else "HTTP mode (POST /slack/events)"
-    log.info("imocha-bot serving on http://%s:%s in %s; database %s", host, port, mode, engine.url.render_as_string(hide_password=True))
+    log.info("listening on %s: %s", _where(host, port), _routes(settings))
+    import uvicorn
+
     server = uvicorn.Server(
         uvicorn.Config(
-            runtime.web, host=host, port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=20
+            runtime.web,
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None,  # uvicorn's own warnings go through bot/logs.py's format, not a second one
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=20,
         )
     )
     # uvicorn handles SIGTERM/SIGINT itself (stop accepting, finish in-flight requests) and re-raises the
@@ -128,6 +160,47 @@ def _run(settings: Settings, host: str, port: int) -> int:
             socket_handler.close()
         runtime.close()
     return 0
+
+
+def _build_runtime(settings: Settings, engine: Engine, box: SecretBox) -> Runtime:
+    """The composition root, with Slack's refusals and outages (after the check above passed) as one line."""
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
+    from bot import preflight
+    from bot.app import build_runtime
+
+    try:
+        return build_runtime(settings, engine=engine, box=box, with_scheduler=True)
+    except SlackApiError as exc:
+        raise preflight.slack_api_error(settings, exc) from None
+    except BoltError as exc:
+        raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({str(exc).splitlines()[0][:120]})") from None
+    except preflight.NETWORK_ERRORS as exc:
+        raise preflight.slack_unreachable(settings, exc) from None
+
+
+def _where(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return f"http://{host or '0.0.0.0'}:{port} (every interface; http://127.0.0.1:{port} from this machine)"
+    return f"http://{host}:{port}"
+
+
+def _routes(settings: Settings) -> str:
+    def webhook(path: str, secret: object, variable: str) -> str:
+        return path if secret is not None else f"{path} off (set {variable})"
+
+    routes = ["POST /slack/events"] if not settings.socket_mode else []
+    if settings.oauth_enabled:
+        routes.append("GET /slack/install")
+    routes += [
+        webhook("/webhooks/ats", settings.ats_webhook_secret, "ATS_WEBHOOK_SECRET"),
+        webhook("/webhooks/greenhouse", settings.greenhouse_webhook_secret, "GREENHOUSE_WEBHOOK_SECRET"),
+        "/webhooks/imocha",
+        "/healthz",
+        "/metrics",
+    ]
+    return ", ".join(routes)
 
 
 def _check_port(host: str, port: int) -> None:

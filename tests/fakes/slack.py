@@ -192,6 +192,9 @@ class FakeSlack:
             self._responses: list[ResponseUrlPost] = []
             self._violations: list[str] = []
             self.issued_tokens: list[str] = []
+            # Where apps.connections.open sends Socket Mode clients (tests/fakes/slack_socket.py); by
+            # default a path on this server, which answers the WebSocket handshake with 404.
+            self.socket_mode_url: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -954,6 +957,8 @@ class FakeSlack:
             raise SlackError("not_allowed_token_type")
         if token not in self._app_tokens:
             raise SlackError("invalid_auth")
+        if self.socket_mode_url:
+            return {"url": self.socket_mode_url}
         port = self._server.port if self._server else 0
         return {"url": f"ws://{self._host}:{port}/link/?ticket={uuid.uuid4().hex}&app_id={APP_ID}"}
 
