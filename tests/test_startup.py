@@ -121,6 +121,21 @@ def _cases(ok: str, ws_closed: str, hanging_port: int) -> dict[str, Case]:
         "upgrade-sqlite-under-a-file": Case(
             ("db", "upgrade"), {"DATABASE_URL": "sqlite:///file/bot.db"}, "DATABASE_URL", "cannot be opened", _file_in_the_way
         ),
+        # -- check: one FAIL line per failed check, each naming its setting
+        "check-slack-port-closed": Case(("check",), _http(CLOSED), "Slack: SLACK_API_URL", "connection refused", report=True),
+        "check-no-database-file": Case(("check",), _http(ok), "Database: DATABASE_URL", "does not exist yet", report=True, files_after=()),
+        "check-unknown-driver": Case(
+            ("check",), _http(ok, DATABASE_URL="postgresql+nosuch://x/y"), "Database: DATABASE_URL", "cannot be used", report=True
+        ),
+        "check-malformed-encryption-key": Case(
+            ("check",),
+            _http(ok, ENCRYPTION_KEY="short"),
+            "Encryption key: ENCRYPTION_KEY",
+            "not a valid Fernet key",
+            _migrated,
+            report=True,
+            files_after=("imocha-bot.db",),  # no -wal, -shm or key file left behind
+        ),
     }
 
 
@@ -135,9 +150,10 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         ws_closed.socket_mode_url = "ws://127.0.0.1:9/link/"
         cases = _cases(slack.api_url, ws_closed.api_url, hanging.getsockname()[1])
 
+        cwds = {name: tmp_path_factory.mktemp(name) for name in cases}  # here: mktemp is not thread-safe
+
         def run(name: str) -> Outcome:
-            case = cases[name]
-            cwd = tmp_path_factory.mktemp(name)
+            case, cwd = cases[name], cwds[name]
             if case.prepare:
                 case.prepare(cwd)
             result = subprocess.run(
@@ -183,6 +199,20 @@ def test_a_start_up_failure_is_one_line_naming_the_setting_and_what_to_do(name: 
         assert all(LOG_LINE.match(line) for line in lines[:-1]), result.stderr  # the rest: a key-file notice at most
     if case.files_after is not None:
         assert tuple(sorted(p.name for p in outcome.cwd.iterdir())) == case.files_after
+
+
+def test_check_after_db_upgrade_passes_notes_the_key_to_come_and_leaves_only_the_database(tmp_path: Path) -> None:
+    with FakeSlack() as slack:
+        slack.add_team("T0001", TOKEN)
+        env = clean_env(_http(slack.api_url))
+        upgrade_ = subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], capture_output=True, text=True, env=env, cwd=tmp_path)
+        check = subprocess.run([sys.executable, "-m", "bot.cli", "check"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert upgrade_.returncode == 0 and upgrade_.stdout == "database schema at revision 0003 (upgraded from empty)\n", upgrade_
+    assert upgrade_.stderr == ""  # no Alembic lines
+    assert check.returncode == 0, check.stdout
+    assert "note No encryption key yet: `imocha-bot run` creates one" in check.stdout
+    assert check.stdout.splitlines()[-1] == "all checks passed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imocha-bot.db"]
 
 
 # -- a normal start ---------------------------------------------------------------------------------
