@@ -37,12 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "sandbox":
-            from bot import logs
-            from bot.sandbox import serve
-
-            logs.configure("INFO", "text")
-            serve(host=args.host, port=args.port)
-            return 0
+            return _sandbox(args.host, args.port)
         settings = load_settings()
         from bot import logs
 
@@ -59,6 +54,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _sandbox(host: str, port: int) -> int:
+    from bot import logs
+    from bot.sandbox import serve
+
+    # The sandbox needs no configuration, but logs as the bot does when .env says how.
+    try:
+        settings = load_settings()
+        logs.configure(settings.log_level, settings.log_format)
+    except ConfigError:
+        logs.configure("INFO", "text")
+    _check_port(host, port, variable="--port")
+    _catch_uvicorn_reraise()
+    serve(host=host, port=port)
+    return 0
+
+
+def _catch_uvicorn_reraise() -> None:
+    # uvicorn handles SIGTERM/SIGINT itself (stop accepting, finish in-flight requests) and re-raises the
+    # signal afterwards; a no-op handler lets that re-raise land here, so clean-up runs and the exit is 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
 
 
 def _db_upgrade(settings: Settings) -> int:
@@ -148,10 +166,7 @@ def _run(settings: Settings, host: str, port: int) -> int:
             timeout_graceful_shutdown=20,
         )
     )
-    # uvicorn handles SIGTERM/SIGINT itself (stop accepting, finish in-flight requests) and re-raises the
-    # signal afterwards; a no-op handler lets that re-raise land here so the clean-up below runs.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: None)
+    _catch_uvicorn_reraise()
     try:
         server.run()
     finally:
@@ -203,14 +218,16 @@ def _routes(settings: Settings) -> str:
     return ", ".join(routes)
 
 
-def _check_port(host: str, port: int) -> None:
+def _check_port(host: str, port: int, *, variable: str = "PORT") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
             reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"
-            raise ConfigError(f"PORT {port} on {host} {reason}; pick another with --port or PORT") from None
+            raise ConfigError(
+                f"{variable} {port} on {host} {reason}; pick another with --port" + (" or PORT" if variable == "PORT" else "")
+            ) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
