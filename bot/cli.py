@@ -26,13 +26,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imocha-bot", description="Run iMocha skills assessments from Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
-    run.add_argument("--host", default="0.0.0.0")
+    # Every interface: Slack, the ATS and iMocha must reach the bot, and containers need it (README, Deployment).
+    run.add_argument("--host", default="0.0.0.0", help="address to listen on (default: every interface)")
     run.add_argument("--port", type=int, default=None)
     db = sub.add_parser("db", help="database commands")
     db.add_argument("action", choices=["upgrade"])
     sub.add_parser("check", help="verify configuration, Slack, database and each workspace's iMocha key")
     sandbox = sub.add_parser("sandbox", help="a local iMocha-compatible API with a candidate page")
-    sandbox.add_argument("--host", default="127.0.0.1")
+    # Loopback only: the sandbox takes any sandbox- key and its operator page has no login.
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     sandbox.add_argument("--port", type=int, default=8900)
     args = parser.parse_args(argv)
     try:

@@ -83,6 +83,13 @@ def _cases(ok: str, ws_closed: str, hanging_port: int) -> dict[str, Case]:
         "http-slack-timeout": Case(RUN, _http(f"http://127.0.0.1:{hanging_port}/api/"), "SLACK_API_URL", "no answer within 10 s"),
         "http-not-slack": Case(RUN, _http(ok.replace("/api/", "/nope/")), "SLACK_API_URL", "answered HTTP 404, not like Slack's Web API"),
         "http-bot-token-refused": Case(RUN, {**_http(ok), "SLACK_BOT_TOKEN": "xoxb-wrong"}, "SLACK_BOT_TOKEN", "refused by Slack"),
+        "http-on-every-interface-without-signing-secret": Case(
+            ("run", "--host", "0.0.0.0", "--port", "0"),
+            {"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": ok},
+            "SLACK_SIGNING_SECRET",
+            "HTTP mode needs it",  # refused, whatever the address: no unsigned HTTP mode to warn about
+            files_after=(),
+        ),
         # -- Slack, Socket Mode
         "socket-slack-port-closed": Case(RUN, _socket(CLOSED), "SLACK_API_URL", "cannot be reached (connection refused)"),
         "socket-app-token-refused": Case(
