@@ -90,6 +90,12 @@ def _cases(ok: str, ws_closed: str, hanging_port: int) -> dict[str, Case]:
             "HTTP mode needs it",  # refused, whatever the address: no unsigned HTTP mode to warn about
             files_after=(),
         ),
+        "oauth-slack-port-closed": Case(
+            RUN,
+            {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": CLOSED},
+            "SLACK_API_URL",
+            "cannot be reached (connection refused)",
+        ),
         # -- Slack, Socket Mode
         "socket-slack-port-closed": Case(RUN, _socket(CLOSED), "SLACK_API_URL", "cannot be reached (connection refused)"),
         "socket-app-token-refused": Case(
@@ -253,6 +259,24 @@ def test_a_normal_start_in_http_mode_says_where_it_listens_its_mode_database_and
     assert "scheduler started (imocha.poll every 120s" in text_
     listening = next(line for line in lines if "listening on" in line)
     assert f"listening on {url}: POST /slack/events, /webhooks/ats, /webhooks/greenhouse off (set GREENHOUSE_WEBHOOK_SECRET)" in listening
+
+
+def test_a_normal_start_in_oauth_mode_checks_that_slack_answers_and_offers_the_install_route(tmp_path: Path) -> None:
+    with FakeSlack() as slack:
+        env = {
+            "SLACK_CLIENT_ID": "1.2",
+            "SLACK_CLIENT_SECRET": "client-secret",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        }
+        proc, url = spawn_bot(tmp_path, env)
+        err = _stop(proc)
+        assert slack.count("api.test") == 1
+        api_url = slack.api_url
+    text_ = "\n".join(_start_lines(err))
+    assert f"Slack: Web API at {api_url} answers; OAuth mode: tokens come from installations; HTTP mode" in text_
+    assert f"listening on {url}: POST /slack/events, GET /slack/install, /webhooks/ats off" in text_
 
 
 @pytest.fixture
