@@ -44,14 +44,13 @@ COMMANDS = {
     ". .venv/bin/activate": "shell",
     "ruff check . && ruff format --check bot handlers store && mypy": "shell",
     "pytest": "not run: the suite itself is this run",
-    "pytest -k sqlite": "shell: `pytest -k sqlite --collect-only -q` (it selects tests, and they collect)",
+    "pytest -k sqlite": "not run: a part of this run (collecting the whole suite to check the selection took 7 s)",
     ".ci/run": "not run: a fresh venv, an install and the whole suite (CI runs it)",
 }
 SHELL = {
     ". .venv/bin/activate && pytest": ". .venv/bin/activate && pytest --version",
     ". .venv/bin/activate": ". .venv/bin/activate",
     "ruff check . && ruff format --check bot handlers store && mypy": "ruff check . && ruff format --check bot handlers store && mypy",
-    "pytest -k sqlite": "pytest -k sqlite --collect-only -q",
 }
 TOKEN, APP_TOKEN = "xoxb-readme", "xapp-readme"
 
@@ -103,8 +102,6 @@ def test_a_readme_shell_command_exits_0_without_a_traceback(command: str) -> Non
     result = shell(SHELL[command], ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    if command == "pytest -k sqlite":
-        assert re.search(r"^(\d+)/\d+ tests collected", result.stdout, re.MULTILINE), result.stdout[-500:]
 
 
 class Served:

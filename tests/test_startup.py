@@ -112,12 +112,6 @@ def _cases(ok: str, ws_closed: str, hanging_port: int) -> dict[str, Case]:
             "DATABASE_URL",
             "the database does not answer",
         ),
-        "run-postgres-dns": Case(
-            RUN,
-            _http(ok, DATABASE_URL="postgresql+psycopg://postgres@nonexistent.invalid/none", ENCRYPTION_KEY=pg_key),
-            "DATABASE_URL",
-            "nonexistent.invalid",
-        ),
         "run-unknown-driver": Case(RUN, _http(ok, DATABASE_URL="postgresql+nosuch://x/y"), "DATABASE_URL", "cannot be used"),
         "run-driver-not-installed": Case(RUN, _http(ok, DATABASE_URL="postgresql+pg8000://x/y"), "DATABASE_URL", "driver is not installed"),
         "run-sqlite-under-a-file": Case(
@@ -126,11 +120,7 @@ def _cases(ok: str, ws_closed: str, hanging_port: int) -> dict[str, Case]:
         "run-sqlite-unwritable-directory": Case(
             RUN, _http(ok, DATABASE_URL="sqlite:////proc/imocha-bot-test.db"), "DATABASE_URL", "may write to it"
         ),
-        "run-malformed-encryption-key": Case(RUN, _http(CLOSED, ENCRYPTION_KEY="short"), "ENCRYPTION_KEY", "not a valid Fernet key"),
         "run-key-file-unusable": Case(RUN, _http(ok), "ENCRYPTION_KEY", "imocha-bot.db.key cannot be used", _key_file_is_a_directory),
-        "upgrade-postgres-port-closed": Case(
-            ("db", "upgrade"), {"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"}, "DATABASE_URL", "does not answer"
-        ),
         "upgrade-sqlite-under-a-file": Case(
             ("db", "upgrade"), {"DATABASE_URL": "sqlite:///file/bot.db"}, "DATABASE_URL", "cannot be opened", _file_in_the_way
         ),
