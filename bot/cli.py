@@ -226,6 +226,10 @@ def _check_port(host: str, port: int, *, variable: str = "PORT") -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                raise ConfigError(
+                    f"--host {host} is not an address of this machine ({exc.strerror}); use 0.0.0.0 (every interface) or 127.0.0.1"
+                ) from None
             reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"
             raise ConfigError(
                 f"{variable} {port} on {host} {reason}; pick another with --port" + (" or PORT" if variable == "PORT" else "")

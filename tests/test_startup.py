@@ -96,6 +96,9 @@ def _cases(ok: str, ws_closed: str, hanging_port: int) -> dict[str, Case]:
             "SLACK_API_URL",
             "cannot be reached (connection refused)",
         ),
+        "run-host-not-local": Case(
+            ("run", "--host", "192.0.2.1", "--port", "0"), _http(ok), "--host 192.0.2.1", "not an address of this machine"
+        ),
         # -- Slack, Socket Mode
         "socket-slack-port-closed": Case(RUN, _socket(CLOSED), "SLACK_API_URL", "cannot be reached (connection refused)"),
         "socket-app-token-refused": Case(
