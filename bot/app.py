@@ -6,8 +6,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -300,9 +301,35 @@ def build_bolt(settings: Settings, services: Services, *, installation_store: An
         "request_verification_enabled": False,
         "raise_error_for_unhandled_request": False,
     }
-    # Bolt builds OAuth settings from these variables by itself when present; we pass them explicitly.
-    for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
-        os.environ.pop(name, None)
+    with _hidden_from_bolt():
+        app = _bolt_app(settings, common, installation_store=installation_store, engine=engine, token_verification=token_verification)
+
+    @app.middleware
+    def skip_slack_retries(request: Any, next: Callable[[], BoltResponse]) -> BoltResponse:
+        # Slack redelivers events it thinks timed out; the first delivery is already being handled.
+        if request.headers.get("x-slack-retry-num"):
+            return BoltResponse(status=200, body="")
+        return next()
+
+    register_all(app, services)
+    return app
+
+
+@contextmanager
+def _hidden_from_bolt() -> Iterator[None]:
+    """Hide the Slack variables from Bolt's constructor, which reads them by itself when present.
+
+    Settings already gave it the client (token and base URL) and OAuth settings: with SLACK_BOT_TOKEN in
+    the environment too, Bolt warned "As you gave `client` as well, `token` will be unused" on every start.
+    """
+    hidden = {name: os.environ.pop(name) for name in ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+def _bolt_app(settings: Settings, common: dict[str, Any], *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
     if installation_store is not None:
         from slack_bolt.oauth.oauth_settings import OAuthSettings
         from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
@@ -310,7 +337,7 @@ def build_bolt(settings: Settings, services: Services, *, installation_store: An
         from bot.oauth import BOT_SCOPES
 
         state_store = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
-        app = App(
+        return App(
             oauth_settings=OAuthSettings(
                 client_id=str(settings.slack_client_id),
                 client_secret=settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else "",
@@ -322,20 +349,7 @@ def build_bolt(settings: Settings, services: Services, *, installation_store: An
             installation_store=installation_store,
             **common,
         )
-    else:
-        app = App(token_verification_enabled=token_verification, **common)
-
-    @app.middleware
-    def skip_slack_retries(request: Any, next: Callable[[], BoltResponse]) -> BoltResponse:
-        # Slack redelivers events it thinks timed out; the first delivery is already being handled. (Over
-        # Socket Mode a retry may be the only delivery that arrived: bot/socket_mode.py tells re-deliveries
-        # apart by id and sends no retry headers.)
-        if request.headers.get("x-slack-retry-num"):
-            return BoltResponse(status=200, body="")
-        return next()
-
-    register_all(app, services)
-    return app
+    return App(token_verification_enabled=token_verification, **common)
 
 
 def build_scheduler(

@@ -169,7 +169,7 @@ class ClaimKeeper:
             if self._thread is None:
                 self._start_thread()
             names = list(self._recoveries)
-        log.info("claims held as %s; claims lapse %gs after their holder stops", self.holder, self._ttl.total_seconds())
+        log.debug("claims held as %s; claims lapse %gs after their holder stops", self.holder, self._ttl.total_seconds())
         for name in names:
             self._recover(name)
 

@@ -65,14 +65,23 @@ def load_secret_box(settings: Settings, *, create: bool = True) -> SecretBox:
     if path is None:
         # An in-memory database lives only as long as the process: an ephemeral key fits it.
         return SecretBox(Fernet.generate_key())
-    if path.exists():
-        return SecretBox(path.read_bytes().strip())
-    if not create:
-        raise ConfigError(f"ENCRYPTION_KEY is not set and no key file exists at {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key + b"\n")
+    try:
+        if path.exists():
+            return SecretBox(path.read_bytes().strip())
+        if not create:
+            raise ConfigError(
+                f"ENCRYPTION_KEY is not set and no key file exists at {path}: set ENCRYPTION_KEY to the key the "
+                "secrets were saved with, or start `imocha-bot run` once, which creates the file"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = Fernet.generate_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key + b"\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"ENCRYPTION_KEY is not set and the key file {path} cannot be used ({exc.strerror or exc}); "
+            f"set ENCRYPTION_KEY, or let this user read and write {path.parent}"
+        ) from None
     log.warning("created an encryption key at %s (mode 0600): back it up with the database", path)
     return SecretBox(key)

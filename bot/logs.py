@@ -61,6 +61,10 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # slack_sdk.socket_mode: six INFO lines per reconnect; bot.socket_mode says what matters.
-    for noisy in ("httpx", "httpcore", "apscheduler", "slack_sdk.web.base_client", "slack_bolt.App", "slack_sdk.socket_mode"):
+    # Libraries that log each step at INFO (Alembic a line per plugin and migration, the Socket Mode
+    # client each reconnection): the bot says what an operator needs in a few lines of its own.
+    for noisy in ("httpx", "httpcore", "apscheduler", "alembic", "slack_sdk.web.base_client", "slack_sdk.socket_mode", "slack_bolt.App"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # The Socket Mode client warns about each refused handshake in several lines of raw HTTP; the link
+    # (bot/socket_mode.py) says once per outage what happened, and `run` says it at start-up.
+    logging.getLogger("slack_sdk.socket_mode").setLevel(logging.CRITICAL)

@@ -268,7 +268,7 @@ class SocketModeLink:
                 if self._ever_connected:
                     log.info("Socket Mode connected again after %.1f s", down)
                 else:
-                    log.info("Socket Mode connected")
+                    log.debug("Socket Mode connected")  # `run` says so in its start-up line
                 self._ever_connected = True
                 self._ready.set()
             elif not up and self._down_since is None:

@@ -60,6 +60,11 @@ def _bad(error: str, fields: list[str] | None = None, status: int = 400) -> JSON
     return JSONResponse({"error": error, "fields": fields or []}, status_code=status)
 
 
+def _switched_off(path: str, variable: str) -> JSONResponse:
+    # 404 as SPEC §6 says for a route whose secret is unset, with a body that says how to switch it on.
+    return JSONResponse({"error": f"{path} is switched off: set {variable} to enable it", "enable_with": variable}, status_code=404)
+
+
 def _text(data: dict[str, Any], *path: str, limit: int = 200) -> str | None:
     node: Any = data
     for key in path:
@@ -194,7 +199,7 @@ def create_web_app(
     async def ats_webhook(request: Request) -> Response:
         new_request_id("ats")
         if not ats_secret:
-            return PlainTextResponse("Not found", status_code=404)
+            return _switched_off("/webhooks/ats", "ATS_WEBHOOK_SECRET")
         try:
             raw = await read_body(request)
         except BodyTooLarge:
@@ -213,7 +218,7 @@ def create_web_app(
     async def greenhouse_webhook(request: Request) -> Response:
         new_request_id("greenhouse")
         if not greenhouse_secret:
-            return PlainTextResponse("Not found", status_code=404)
+            return _switched_off("/webhooks/greenhouse", "GREENHOUSE_WEBHOOK_SECRET")
         try:
             raw = await read_body(request)
         except BodyTooLarge:

@@ -34,7 +34,9 @@ def serve(host: str = "127.0.0.1", port: int = 8900) -> None:
         state.base_url,
         state.base_url,
     )
-    uvicorn.run(create_app(state), host=host, port=port, log_level="info", lifespan="off")
+    # log_config=None: uvicorn's lines (start-up, one per request) go through bot/logs.py's handler in the
+    # bot's format, instead of uvicorn's own "INFO:     ..." format beside it.
+    uvicorn.run(create_app(state), host=host, port=port, log_level="info", log_config=None, lifespan="off")
 
 
 def start_in_thread(state: ImochaState | None = None, host: str = "127.0.0.1", port: int | None = None) -> tuple[ImochaState, ServerThread]:

@@ -224,6 +224,9 @@ class FakeSlack:
             # function_execution_id -> ("success", outputs) or ("error", message); and the declared outputs
             self._executions: dict[str, tuple[str, Any]] = {}
             self._pending_executions: dict[str, dict[str, str]] = {}
+            # Where apps.connections.open sends Socket Mode clients (tests/fakes/slack_socket.py); by
+            # default a path on this server, which answers the WebSocket handshake with 404.
+            self.socket_mode_url: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -599,6 +602,7 @@ class FakeSlack:
         finally:
             with self._lock:
                 self._holding -= 1
+
     async def _upload(self, request: Request) -> Response:
         """The upload URL files.getUploadURLExternal hands out: takes the raw bytes of one PNG."""
         file_id = request.path_params["file_id"]
@@ -640,6 +644,8 @@ class FakeSlack:
             return self._oauth_v2_access(body, headers), {}
         if method == "apps.connections.open":
             return self._apps_connections_open(token), {}
+        if method == "api.test":  # needs no token; `imocha-bot run` asks it in OAuth mode
+            return {"args": {k: v for k, v in body.items() if k != "token"}}, {}
         if method not in self._methods:
             raise SlackError("unknown_method")
         if not token:
@@ -1169,6 +1175,8 @@ class FakeSlack:
             raise SlackError("invalid_auth")
         if self._socket_mode is not None:
             return {"url": self._socket_mode()}
+        if self.socket_mode_url:
+            return {"url": self.socket_mode_url}
         # No Socket Mode server given (use_socket_mode): a well-formed URL nothing listens on.
         port = self._server.port if self._server else 0
         return {"url": f"ws://{self._host}:{port}/link/?ticket={uuid.uuid4().hex}&app_id={APP_ID}"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot.app import build_runtime
 from bot.check import run_check
@@ -69,3 +70,22 @@ def test_check_names_a_gem_it_cannot_reach(configured: Settings, capsys: pytest.
 
     assert run_check(unreachable) == 1
     assert f"FAIL Gem ATS key for {TEAM}: Gem unreachable (GemConnectionError)" in capsys.readouterr().out.splitlines()
+
+
+def test_check_only_looks_it_writes_nothing_to_the_database(configured: Settings, fake_imocha: FakeImocha) -> None:
+    def snapshot() -> list[tuple[object, ...]]:
+        engine = make_engine(configured.database_url)
+        with engine.connect() as conn:
+            rows = [tuple(row) for row in conn.execute(text("SELECT * FROM workspaces ORDER BY id"))]
+            rows += [tuple(row) for row in conn.execute(text("SELECT * FROM audit_log ORDER BY id"))]
+        engine.dispose()
+        return rows
+
+    before = snapshot()
+    calls = fake_imocha.state.count("/v3/tests", "GET")
+
+    assert run_check(configured) == 0
+    assert run_check(configured) == 0
+
+    assert snapshot() == before  # the test list is not cached in the workspace row, nothing is audited
+    assert fake_imocha.state.count("/v3/tests", "GET") == calls + 2  # each check asked iMocha itself

@@ -142,11 +142,12 @@ def bot_without_secrets(engine: Engine, slack: FakeSlack, fake_imocha: FakeImoch
     b.runtime.close()
 
 
-def test_a_webhook_route_whose_secret_is_unset_answers_404(bot_without_secrets: Bot) -> None:
+def test_a_webhook_route_whose_secret_is_unset_answers_404_naming_the_variable_that_enables_it(bot_without_secrets: Bot) -> None:
     raw = json.dumps(ats_event()).encode()
-    for route, header in (("ats", "X-Signature"), ("greenhouse", "Signature")):
+    for route, header, variable in (("ats", "X-Signature", "ATS_WEBHOOK_SECRET"), ("greenhouse", "Signature", "GREENHOUSE_WEBHOOK_SECRET")):
         r = httpx.post(f"{bot_without_secrets.url}/webhooks/{route}", content=raw, headers={header: "sha256=whatever"})
         assert r.status_code == 404, route
+        assert r.json() == {"error": f"/webhooks/{route} is switched off: set {variable} to enable it", "enable_with": variable}
     assert httpx.get(f"{bot_without_secrets.url}/healthz").json() == {"status": "ok", "db": "ok"}
 
 
