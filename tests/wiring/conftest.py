@@ -18,7 +18,8 @@ from bot.app import Runtime, build_runtime
 from bot.config import Settings, load_settings
 from bot.serving import ServerThread
 from tests.fakes import slack_requests as sr
-from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha, fake_imocha  # noqa: F401 (fixture)
+from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha, ManualClock, fake_imocha  # noqa: F401 (fixture)
+from tests.fakes.receiver import EventReceiver, serve_receiver
 from tests.fakes.slack import FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode, SocketSender
 
@@ -195,3 +196,29 @@ def create_plan(
             "share_scores": {"share_scores_input": sr.checkboxes("share") if share else sr.checkboxes()},
         },
     )
+
+
+EVENTS_SECRET = "events-secret-123"
+
+
+@pytest.fixture
+def receiver() -> Iterator[EventReceiver]:
+    """A local receiver of the bot's outgoing events (tests/fakes/receiver.py)."""
+    yield from serve_receiver(EVENTS_SECRET)
+
+
+@pytest.fixture
+def events_world(
+    engine: Engine,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,  # noqa: F811
+    receiver: EventReceiver,
+) -> Iterator[tuple[Bot, ManualClock]]:
+    """A bot and its iMocha on one manual clock, sending events to `receiver`."""
+    clock = ManualClock()
+    fake_imocha.reset(clock=clock)
+    bot = make_bot(engine, slack, fake_imocha, clock=clock, events_webhook_url=receiver.url, events_webhook_secret=EVENTS_SECRET)
+    yield bot, clock
+    bot.sender.close()
+    bot.server.stop()
+    bot.runtime.close()

@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from store.models import Application, AuditEntry
 from tests.fakes.imocha import FakeImocha, ManualClock, fake_imocha  # noqa: F401 (fixture)
-from tests.fakes.receiver import EventReceiver, serve_receiver
-from tests.fakes.slack import FakeSlack
-from tests.wiring.conftest import ADMIN, GUEST, MEMBER, OUTSIDER, RECRUITER, Bot, make_bot
+from tests.fakes.receiver import EventReceiver
+from tests.wiring.conftest import ADMIN, GUEST, MEMBER, OUTSIDER, RECRUITER, Bot
 from tests.wiring.helpers import buttons, click, complete, headline, replies, said_to, sent_card, settle, wait_headline
-
-SECRET = "decision-events"
-
-
-@pytest.fixture
-def receiver() -> Iterator[EventReceiver]:
-    yield from serve_receiver(SECRET)
-
-
-@pytest.fixture
-def world(engine: Engine, slack: FakeSlack, fake_imocha: FakeImocha, receiver: EventReceiver) -> Iterator[tuple[Bot, ManualClock]]:  # noqa: F811
-    clock = ManualClock()
-    fake_imocha.reset(clock=clock)
-    bot = make_bot(engine, slack, fake_imocha, clock=clock, events_webhook_url=receiver.url, events_webhook_secret=SECRET)
-    yield bot, clock
-    bot.sender.close()
-    bot.server.stop()
-    bot.runtime.close()
 
 
 def _in_review(bot: Bot, clock: ManualClock, *, share: bool = True) -> int:
@@ -63,9 +43,9 @@ def _decision_notes(bot: Bot) -> list[str]:
 
 
 def test_advance_is_recorded_once_shown_on_the_card_announced_and_sent_as_an_event(
-    world: tuple[Bot, ManualClock], receiver: EventReceiver
+    events_world: tuple[Bot, ManualClock], receiver: EventReceiver
 ) -> None:
-    bot, clock = world
+    bot, clock = events_world
     app_id = _in_review(bot, clock)
 
     # Two people click at once (and one of them twice): one decision.
@@ -105,8 +85,8 @@ def test_advance_is_recorded_once_shown_on_the_card_announced_and_sent_as_an_eve
     settle(bot, lambda: "Undo" not in buttons(wait_headline(bot, "Advanced by")))
 
 
-def test_reject_can_be_undone_within_ten_minutes_and_not_after(world: tuple[Bot, ManualClock]) -> None:
-    bot, clock = world
+def test_reject_can_be_undone_within_ten_minutes_and_not_after(events_world: tuple[Bot, ManualClock]) -> None:
+    bot, clock = events_world
     app_id = _in_review(bot, clock, share=False)
 
     click(bot, RECRUITER, "reject_candidate", app_id)
@@ -132,8 +112,8 @@ def test_reject_can_be_undone_within_ten_minutes_and_not_after(world: tuple[Bot,
     assert actions[-3:] == ["decided", "decision_undone", "decided"]
 
 
-def test_only_people_who_can_see_the_card_may_decide(world: tuple[Bot, ManualClock]) -> None:
-    bot, clock = world
+def test_only_people_who_can_see_the_card_may_decide(events_world: tuple[Bot, ManualClock]) -> None:
+    bot, clock = events_world
     app_id = _in_review(bot, clock)
     click(bot, GUEST, "advance_candidate", app_id, rid="guest")
     settle(bot, lambda: any("guests" in t for t in said_to(bot, "guest")))
@@ -146,8 +126,8 @@ def test_only_people_who_can_see_the_card_may_decide(world: tuple[Bot, ManualClo
     wait_headline(bot, "Rejected by")
 
 
-def test_a_decision_needs_a_result_in_review(world: tuple[Bot, ManualClock]) -> None:
-    bot, _clock = world
+def test_a_decision_needs_a_result_in_review(events_world: tuple[Bot, ManualClock]) -> None:
+    bot, _clock = events_world
     app_id, _inv = sent_card(bot)
     click(bot, RECRUITER, "advance_candidate", app_id, rid="early")
     settle(bot, lambda: any("Only a completed assessment in review" in t for t in said_to(bot, "early")))

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from bot.cli import main
 from bot.config import ConfigError, load_settings
 from store.models import EventDelivery
 from tests.fakes.imocha import FakeImocha, ManualClock, fake_imocha  # noqa: F401 (fixture)
-from tests.fakes.receiver import EventReceiver, serve_receiver
-from tests.fakes.slack import FakeSlack
-from tests.wiring.conftest import Bot, make_bot
+from tests.fakes.receiver import EventReceiver
+from tests.wiring.conftest import EVENTS_SECRET, Bot
 from tests.wiring.helpers import new_card, post_callback, settle, submit_send, wait_headline
-
-SECRET = "events-secret-123"
-
-
-@pytest.fixture
-def receiver() -> Iterator[EventReceiver]:
-    yield from serve_receiver(SECRET)
-
-
-@pytest.fixture
-def world(engine: Engine, slack: FakeSlack, fake_imocha: FakeImocha, receiver: EventReceiver) -> Iterator[tuple[Bot, ManualClock]]:  # noqa: F811
-    clock = ManualClock()
-    fake_imocha.reset(clock=clock)
-    bot = make_bot(engine, slack, fake_imocha, clock=clock, events_webhook_url=receiver.url, events_webhook_secret=SECRET)
-    yield bot, clock
-    bot.sender.close()
-    bot.server.stop()
-    bot.runtime.close()
 
 
 def _events(bot: Bot) -> Any:
@@ -63,9 +43,9 @@ def _deliveries(bot: Bot) -> list[EventDelivery]:
 
 
 def test_each_change_is_one_signed_event_in_order_with_the_score_on_completion(
-    world: tuple[Bot, ManualClock], receiver: EventReceiver
+    events_world: tuple[Bot, ManualClock], receiver: EventReceiver
 ) -> None:
-    bot, clock = world
+    bot, clock = events_world
     _sent_and_completed(bot, clock)
 
     assert _events(bot).run() == 2
@@ -90,9 +70,9 @@ def test_each_change_is_one_signed_event_in_order_with_the_score_on_completion(
 
 
 def test_a_failing_receiver_is_retried_with_backoff_and_later_events_of_that_application_wait(
-    world: tuple[Bot, ManualClock], receiver: EventReceiver
+    events_world: tuple[Bot, ManualClock], receiver: EventReceiver
 ) -> None:
-    bot, clock = world
+    bot, clock = events_world
     receiver.answer(500)
     receiver.answer(429, Retry_After="30")
     _sent_and_completed(bot, clock)
@@ -112,9 +92,9 @@ def test_a_failing_receiver_is_retried_with_backoff_and_later_events_of_that_app
 
 
 def test_a_receiver_that_refuses_an_event_is_not_asked_again_and_the_next_event_goes(
-    world: tuple[Bot, ManualClock], receiver: EventReceiver
+    events_world: tuple[Bot, ManualClock], receiver: EventReceiver
 ) -> None:
-    bot, clock = world
+    bot, clock = events_world
     receiver.answer(400)
     _sent_and_completed(bot, clock)
 
@@ -126,8 +106,8 @@ def test_a_receiver_that_refuses_an_event_is_not_asked_again_and_the_next_event_
     assert _events(bot).run() == 0 and len(receiver.received) == 2
 
 
-def test_events_are_given_up_24_hours_after_the_change(world: tuple[Bot, ManualClock], receiver: EventReceiver) -> None:
-    bot, clock = world
+def test_events_are_given_up_24_hours_after_the_change(events_world: tuple[Bot, ManualClock], receiver: EventReceiver) -> None:
+    bot, clock = events_world
     receiver.answer(503, times=100)
     _sent_and_completed(bot, clock)
     for _ in range(40):
@@ -143,13 +123,13 @@ def test_events_are_given_up_24_hours_after_the_change(world: tuple[Bot, ManualC
 
 
 def test_replay_sends_the_same_events_again_from_the_command_line(
-    world: tuple[Bot, ManualClock],
+    events_world: tuple[Bot, ManualClock],
     receiver: EventReceiver,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    bot, clock = world
+    bot, clock = events_world
     _sent_and_completed(bot, clock)
     assert _events(bot).run() == 2
     first = receiver.accepted()
@@ -158,7 +138,7 @@ def test_replay_sends_the_same_events_again_from_the_command_line(
     monkeypatch.chdir(tmp_path)  # no .env here
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("EVENTS_WEBHOOK_URL", receiver.url)
-    monkeypatch.setenv("EVENTS_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("EVENTS_WEBHOOK_SECRET", EVENTS_SECRET)
     since = (clock.now - timedelta(days=1)).isoformat().replace("+00:00", "Z")
     assert main(["events", "replay", "--since", since]) == 0
     assert "replayed 2 events" in capsys.readouterr().out
