@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import threading
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -345,38 +348,9 @@ def test_digest_weeks_follow_the_workspace_zone_across_daylight_saving(clock: Cl
     assert start <= clock.now < end
 
 
-def test_the_digest_text_and_alt_text_carry_the_same_numbers() -> None:
-    stats = DigestStats(
-        plan_id=1,
-        job_label="Data <Engineer>",
-        stage_label="iMocha assessment",
-        test_name="SQL",
-        week_start=date(2026, 11, 23),
-        week_end=date(2026, 11, 30),
-        timezone="UTC",
-        sent=5,
-        started=4,
-        completed=3,
-        expired=0,
-        passed=2,
-        judged=3,
-        median_score=70.0,
-        median_hours_to_complete=50.0,
-        pass_mark=65,
-        scores=(50.0, 70.0, 90.0),
-        shows_scores=True,
-    )
-    text, alt = build_digest_text(stats), build_digest_alt_text(stats)
-    assert "Data &lt;Engineer&gt;" in text
-    assert "67% (2 of 3, pass mark 65%)" in text and "67% (2 of 3, pass mark 65%)" in alt
-    assert "Median time from sent to completed: 2.1 days" in text and "2.1 days" in alt
-    assert "Median score" not in build_digest_text(stats.hide_scores())
-    assert "Score distribution" not in build_digest_alt_text(stats.hide_scores())
-
-
-@pytest.mark.skipif(not __import__("os").environ.get("DIGEST_PNG_OUT"), reason="set DIGEST_PNG_OUT=path to render one for a person")
-def test_render_a_digest_chart_for_a_person_to_look_at() -> None:
-    stats = DigestStats(
+def _stats(**changes: Any) -> DigestStats:
+    """One plan's week of figures: Backend Engineer's Python Developer test, changed by `changes`."""
+    base = DigestStats(
         plan_id=1,
         job_label="Backend Engineer",
         stage_label="iMocha assessment",
@@ -396,4 +370,34 @@ def test_render_a_digest_chart_for_a_person_to_look_at() -> None:
         scores=(35.0, 48.0, 58.0, 61.0, 66.0, 68.0, 74.0, 81.0, 92.0),
         shows_scores=True,
     )
-    Path(__import__("os").environ["DIGEST_PNG_OUT"]).write_bytes(DigestRenderer().chart(stats))
+    return replace(base, **changes)
+
+
+def test_the_digest_text_and_alt_text_carry_the_same_numbers() -> None:
+    stats = _stats(
+        job_label="Data <Engineer>",
+        test_name="SQL",
+        timezone="UTC",
+        sent=5,
+        started=4,
+        completed=3,
+        expired=0,
+        passed=2,
+        judged=3,
+        median_score=70.0,
+        median_hours_to_complete=50.0,
+        pass_mark=65,
+        scores=(50.0, 70.0, 90.0),
+    )
+    text, alt = build_digest_text(stats), build_digest_alt_text(stats)
+    assert "Data &lt;Engineer&gt;" in text
+    assert "67% (2 of 3, pass mark 65%)" in text and "67% (2 of 3, pass mark 65%)" in alt
+    assert "Median time from sent to completed: 2.1 days" in text and "2.1 days" in alt
+    assert "Median score" not in build_digest_text(stats.hide_scores())
+    assert "Score distribution" not in build_digest_alt_text(stats.hide_scores())
+
+
+@pytest.mark.skipif(not os.environ.get("DIGEST_PNG_OUT"), reason="set DIGEST_PNG_OUT=path to render one for a person")
+def test_render_a_digest_chart_for_a_person_to_look_at() -> None:
+    stats = _stats()
+    Path(os.environ["DIGEST_PNG_OUT"]).write_bytes(DigestRenderer().chart(stats))
