@@ -219,6 +219,7 @@ def build_runtime(
         engine.dispose,
         claims.stop,
         lambda: services.background.shutdown(wait=True),
+        services.workspaces.close,  # a test-list load still writing its cache finishes first
     ]
     if settings.events_webhook_url and settings.events_webhook_secret:
         events, events_http = build_deliverer(

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
@@ -212,6 +212,14 @@ class Workspaces:
         thread = threading.Thread(target=run, name="warm-tests", daemon=True)
         thread.start()
         return thread
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Wait up to `timeout` for test-list loads still running, so none writes after the engine closes."""
+        with self._loads_guard:
+            running = list(self._loads.values())
+        not_done = wait(running, timeout=timeout).not_done
+        if not_done:
+            log.warning("shutting down with %d iMocha test-list load(s) still running after %.0f s", len(not_done), timeout)
 
     def cached_tests(self, team_id: str) -> list[Test] | None:
         """The cached list even if stale, without calling iMocha (None when never loaded)."""

@@ -45,6 +45,7 @@ COMMANDS = {
     "ruff check . && ruff format --check bot handlers store && mypy": "shell",
     "pytest": "not run: the suite itself is this run",
     "pytest -k sqlite": "not run: a part of this run (collecting the whole suite to check the selection took 7 s)",
+    "pytest -n 0 tests/wiring/test_journey.py": "not run: a part of this run, in one process",
     ".ci/run": "not run: a fresh venv, an install and the whole suite (CI runs it)",
 }
 SHELL = {

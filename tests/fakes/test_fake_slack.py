@@ -461,7 +461,7 @@ def test_latency_delays_every_call_but_200_concurrent_calls_wait_together(fake: 
     answers = asyncio.run(burst())
     elapsed = time.monotonic() - started
     assert all(a.startswith(b"HTTP/1.1 200") and b'"team_id":"T1"' in a for a in answers)
-    assert 0.5 <= elapsed < 2.0
+    assert 0.5 <= elapsed < 10.0  # together: one after another would take 100 s (loose, for a loaded machine)
     assert fake.count("auth.test") == 200
 
 
