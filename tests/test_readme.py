@@ -25,7 +25,7 @@ import pytest
 from bot.serving import free_port
 from tests.botproc import clean_env
 from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_socket import FakeSocketMode
+from tests.fakes.socket_mode import FakeSocketMode
 from tests.test_webhooks_doc import run_snippet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def test_the_quick_start_runs_as_written(tmp_path: Path) -> None:
     with FakeSlack() as slack, FakeSocketMode() as websocket:
         slack.add_team("T0001", TOKEN)
         slack.add_app_token(APP_TOKEN)
-        slack.socket_mode_url = websocket.url
+        slack.use_socket_mode(websocket)
         env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": slack.api_url, "PORT": str(port)}
 
         sandbox = Served("imocha-bot sandbox", tmp_path, env)
@@ -164,7 +164,7 @@ def test_the_quick_start_runs_as_written(tmp_path: Path) -> None:
             sandbox.wait_for("http://127.0.0.1:8900/v3/tests")
             bot = Served("imocha-bot run", tmp_path, env)
             bot.wait_for(f"http://127.0.0.1:{port}/healthz")
-            assert websocket.connections == 1
+            assert len(websocket.connections) == 1
 
             curl = shell("curl -s -H 'X-API-KEY: sandbox-demo' http://127.0.0.1:8900/v3/tests", tmp_path, env)
             assert curl.returncode == 0 and '"testName":"Python Developer – Intermediate"' in curl.stdout, curl

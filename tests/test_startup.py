@@ -22,7 +22,7 @@ from store.db import make_engine, upgrade
 from tests.botproc import clean_env, spawn_bot
 from tests.conftest import PG_URL, migrations_head
 from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_socket import FakeSocketMode
+from tests.fakes.socket_mode import FakeSocketMode
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, APP_TOKEN, SECRET = "xoxb-startup", "xapp-startup", "startup-secret"
@@ -303,9 +303,9 @@ def test_a_normal_start_in_socket_mode_connects_and_never_shows_the_database_pas
     with FakeSlack() as slack, FakeSocketMode() as websocket:
         slack.add_team("T0001", TOKEN)
         slack.add_app_token(APP_TOKEN)
-        slack.socket_mode_url = websocket.url
+        slack.use_socket_mode(websocket)
         proc, url = spawn_bot(tmp_path, _socket(slack.api_url, **postgres_with_password))
-        assert websocket.connections == 1
+        assert len(websocket.connections) == 1
         err = _stop(proc)
     lines = _start_lines(err)
     text_ = "\n".join(lines)

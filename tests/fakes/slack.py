@@ -224,7 +224,7 @@ class FakeSlack:
             # function_execution_id -> ("success", outputs) or ("error", message); and the declared outputs
             self._executions: dict[str, tuple[str, Any]] = {}
             self._pending_executions: dict[str, dict[str, str]] = {}
-            # Where apps.connections.open sends Socket Mode clients (tests/fakes/slack_socket.py); by
+            # A fixed URL for apps.connections.open to hand out (use_socket_mode() serves a real one); by
             # default a path on this server, which answers the WebSocket handshake with 404.
             self.socket_mode_url: str | None = None
 
