@@ -157,10 +157,17 @@ def build_runtime(
     )
     workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients, clock=clock)
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
-    plans = Plans(session_factory=session_factory)
-    intake = Intake(session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id)
+    plans = Plans(session_factory=session_factory, access=access)
+    intake = Intake(
+        session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id, access=access
+    )
     assessments = Assessments(
-        session_factory=session_factory, workspaces=workspaces, outbox=outbox, clock=clock, callback_url=settings.callback_url
+        session_factory=session_factory,
+        workspaces=workspaces,
+        outbox=outbox,
+        clock=clock,
+        callback_url=settings.callback_url,
+        access=access,
     )
     services = Services(
         settings=settings,

@@ -1,4 +1,11 @@
-"""What recruiters do to an assessment: send, reuse, resend, cancel, allow a re-attempt, mark reviewed."""
+"""What recruiters do to an assessment: send, reuse, resend, cancel, allow a re-attempt, mark reviewed.
+
+Every command takes the `Actor` and decides here who may act (bot/access.py: the owner, an admin, or a
+full member who can see the card), so a Slack button, a Workflow Builder step and any later caller meet
+the same rule. Which action a status admits comes from bot.domain.allowed_actions, the one state
+machine the card's buttons are drawn from too. Results and thread replies are facts (ActionResult,
+NoteKind payloads); handlers/ words them.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +19,20 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import imocha, metrics
+from bot.access import Access
 from bot.domain import (
+    Actor,
     ApplicationView,
     AppStatus,
     AuditLine,
+    CardAction,
     Conflict,
     DomainError,
     ExistingResult,
+    NoteKind,
     NotFound,
+    NothingToSend,
+    statuses_allowing,
 )
 from bot.imocha import Status
 from bot.lifecycle import APP_STATUS, queue_status_effects
@@ -31,7 +44,7 @@ from store.models import Application, ApplicationInvitation, Candidate, Invitati
 
 log = logging.getLogger("bot.assessments")
 
-SENDABLE = (AppStatus.NEEDS_SENDING.value, AppStatus.SEND_FAILED.value)
+SENDABLE = tuple(status.value for status in statuses_allowing(CardAction.SEND))
 LOCK_SECONDS = 120
 RESEND_GRACE_SECONDS = 60  # a Resend this soon after the last (re)send is a duplicate click
 
@@ -75,8 +88,10 @@ class Assessments:
         outbox: SlackOutbox,
         clock: Callable[[], datetime],
         callback_url: str | None,
+        access: Access,
     ):
         self._sf = session_factory
+        self._access = access
         self._workspaces = workspaces
         self._outbox = outbox
         self._clock = clock
@@ -88,6 +103,21 @@ class Assessments:
         with self._sf() as session:
             app = self._app(session, team_id, application_id)
             return application_views(session, [app], now=self._clock())[0]
+
+    def view_for(self, team_id: str, application_id: int, actor: Actor) -> ApplicationView:
+        """The application as `actor` may see it: NotAllowed unless they may act on its card."""
+        view = self.view(team_id, application_id)
+        self._access.require_card_access(team_id, actor.user_id, view, channel_id=actor.channel_id)
+        return view
+
+    def prepare_send(self, team_id: str, application_id: int, actor: Actor) -> tuple[ApplicationView, list[ExistingResult]]:
+        """What the send modal shows: the application and the candidate's results for the same test elsewhere."""
+        view = self.view_for(team_id, application_id, actor)
+        if view.status not in statuses_allowing(CardAction.SEND):
+            raise NothingToSend(view)
+        if not view.candidate_email:
+            raise DomainError("This candidate has no email address in the ATS, so the assessment can't be sent.")
+        return view, self.existing_results(team_id, application_id)
 
     def existing_results(self, team_id: str, application_id: int) -> list[ExistingResult]:
         """Invitations for the same candidate and test reached through the candidate's other applications."""
@@ -118,7 +148,9 @@ class Assessments:
                     results.append(ExistingResult(invitation_view(inv), job_name, other_id))
             return results
 
-    def status_for_email(self, team_id: str, email: str) -> list[tuple[ApplicationView, list[AuditLine]]]:
+    def status_for_email(self, team_id: str, email: str, actor: Actor) -> list[tuple[ApplicationView, list[AuditLine]]]:
+        """`/imocha status`: every application for the email, with its history (full members only)."""
+        self._access.require_member(team_id, actor.user_id)
         with self._sf() as session:
             ws = repos.workspace_by_team(session, team_id)
             if ws is None:
@@ -146,13 +178,15 @@ class Assessments:
         self,
         team_id: str,
         application_id: int,
-        user_id: str,
+        actor: Actor,
         *,
         test_id: int | None = None,
         test_name: str | None = None,
         mode: str = "new",
     ) -> ActionResult:
         """Invite the candidate once, however many times this is called at once (the database decides)."""
+        self.view_for(team_id, application_id, actor)
+        user_id = actor.user_id
         now = self._clock()
         with self._sf.begin() as session:
             app = self._app(session, team_id, application_id)
@@ -266,13 +300,7 @@ class Assessments:
                 detail=f"{app.test_name} (attempt {inv.attempt}, iMocha invitation {inv.imocha_id})",
             )
             self._card(session, app, tag=action)
-            self._note(
-                session,
-                app,
-                f"<@{user_id}> {_ACTION_WORDS[action]} {escape_mrkdwn(app.test_name)}"
-                + (f" (attempt {inv.attempt})" if inv.attempt > 1 else "")
-                + ".",
-            )
+            self._note(session, app, NoteKind.INVITED, user_id, action=action, test_name=app.test_name, attempt=inv.attempt)
             if app.status == AppStatus.SENT.value or action != "sent":
                 for target in dict.fromkeys([user_id, app.owner_user_id]):
                     if target:
@@ -291,7 +319,7 @@ class Assessments:
         self._outbox.deliver(application_id=application_id)
         view = self.view(team_id, application_id)
         log.info("application %s: %s by %s (iMocha invitation %s)", application_id, action, user_id, result.invitation_id)
-        return ActionResult(True, f"Assessment {_ACTION_WORDS[action]}.", view)
+        return ActionResult(True, f"Assessment {action}.", view)
 
     def _link(self, team_id: str, application_id: int, user_id: str, invitation_id: int, *, reused: bool) -> ActionResult:
         now = self._clock()
@@ -311,7 +339,7 @@ class Assessments:
                 detail=f"iMocha invitation {inv.imocha_id}",
             )
             self._card(session, app, tag="reused")
-            self._note(session, app, f"<@{user_id}> reused the candidate's existing {escape_mrkdwn(inv.test_name)} result.")
+            self._note(session, app, NoteKind.REUSED, user_id, test_name=inv.test_name)
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, "Existing result linked.", self.view(team_id, application_id))
 
@@ -337,11 +365,7 @@ class Assessments:
                 kind=DM,
                 key=f"failed:{app.id}:{uuid.uuid4().hex}",
                 application_id=app.id,
-                payload={
-                    "template": "notice",
-                    "user": user_id,
-                    "text": f":warning: Assessment could not be sent to {escape_mrkdwn(app.candidate.name)}: {escape_mrkdwn(reason)}. Use *Retry* on the card.",
-                },
+                payload={"template": "send_failed", "user": user_id, "candidate": app.candidate.name, "reason": reason},
             )
         self._outbox.deliver(application_id=application_id)
         log.warning("application %s: send failed: %s", application_id, reason)
@@ -349,8 +373,9 @@ class Assessments:
 
     # -- other actions --------------------------------------------------------------------------
 
-    def cancel(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
-        inv = self._lock_for(team_id, application_id, user_id, [AppStatus.SENT.value], "cancel")
+    def cancel(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
+        user_id = actor.user_id
+        inv = self._lock_for(team_id, application_id, actor, CardAction.CANCEL)
         try:
             self._workspaces.imocha(team_id).cancel(inv.imocha_id)
         except imocha.ImochaError as exc:
@@ -369,13 +394,13 @@ class Assessments:
                 session, workspace_id=app.workspace_id, actor=user_id, action="cancelled", application_id=app.id, invitation_id=inv.id
             )
             self._card(session, app, tag="cancelled")
-            self._note(session, app, f"<@{user_id}> cancelled the invitation.")
+            self._note(session, app, NoteKind.CANCELLED, user_id)
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, "Invitation cancelled.", self.view(team_id, application_id))
 
-    def resend(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
-        allowed = [AppStatus.EXPIRED.value, AppStatus.CANCELLED.value, AppStatus.SENT.value]
-        inv = self._lock_for(team_id, application_id, user_id, allowed, "resend")
+    def resend(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
+        user_id = actor.user_id
+        inv = self._lock_for(team_id, application_id, actor, CardAction.RESEND)
         recent = self._clock() - timedelta(seconds=RESEND_GRACE_SECONDS)
         if inv.status == Status.PENDING.value and inv.valid_from is not None and inv.valid_from > recent:
             # A double click, or a second tab: the click before this one has just opened a fresh window.
@@ -396,9 +421,9 @@ class Assessments:
             return self._action_failed(team_id, application_id, user_id, "resent", failure(exc))
         return self._record_invitation(team_id, application_id, user_id, result, previous_id=None, start=start, end=end, action="resent")
 
-    def reattempt(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
-        allowed = [AppStatus.NEEDS_REVIEW.value, AppStatus.REVIEWED.value, AppStatus.LEFT.value]
-        inv = self._lock_for(team_id, application_id, user_id, allowed, "reattempt")
+    def reattempt(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
+        user_id = actor.user_id
+        inv = self._lock_for(team_id, application_id, actor, CardAction.REATTEMPT)
         with self._sf() as session:
             app = self._app(session, team_id, application_id)
             ws = session.get(Workspace, app.workspace_id)
@@ -416,14 +441,16 @@ class Assessments:
             team_id, application_id, user_id, result, previous_id=inv.id, start=start, end=end, action="reattempt"
         )
 
-    def mark_reviewed(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
+    def mark_reviewed(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
+        self.view_for(team_id, application_id, actor)
+        user_id = actor.user_id
         now = self._clock()
         with self._sf.begin() as session:
             app = self._app(session, team_id, application_id)
-            if not repos.compare_and_set_status(
+            if app.decision is not None or not repos.compare_and_set_status(
                 session,
                 app.id,
-                [AppStatus.NEEDS_REVIEW.value],
+                [status.value for status in statuses_allowing(CardAction.MARK_REVIEWED)],
                 AppStatus.REVIEWED.value,
                 reviewed_by=user_id,
                 reviewed_at=now,
@@ -440,7 +467,7 @@ class Assessments:
                 invitation_id=app.current_invitation_id,
             )
             self._card(session, app, tag="reviewed")
-            self._note(session, app, f"<@{user_id}> marked the assessment reviewed.")
+            self._note(session, app, NoteKind.REVIEWED, user_id)
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, "Marked reviewed.", self.view(team_id, application_id))
 
@@ -464,8 +491,13 @@ class Assessments:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _lock_for(self, team_id: str, application_id: int, user_id: str, allowed: list[str], action: str) -> Invitation:
-        """Take the application's action lock (one Cancel/Resend/Re-attempt at a time) or raise Conflict."""
+    def _lock_for(self, team_id: str, application_id: int, actor: Actor, action: CardAction) -> Invitation:
+        """Take the application's action lock (one Cancel/Resend/Re-attempt at a time) or raise Conflict.
+
+        `actor` must be allowed to act on the card, and the application's status must admit `action`."""
+        self.view_for(team_id, application_id, actor)
+        allowed = [status.value for status in statuses_allowing(action)]
+        user_id = actor.user_id
         now = self._clock()
         with self._sf.begin() as session:
             app = self._app(session, team_id, application_id)
@@ -474,6 +506,7 @@ class Assessments:
                 .where(
                     Application.id == app.id,
                     Application.status.in_(allowed),
+                    Application.decision.is_(None),
                     (Application.sending_since.is_(None)) | (Application.sending_since < now - timedelta(seconds=LOCK_SECONDS)),
                 )
                 .values(sending_by=user_id, sending_since=now)
@@ -483,7 +516,7 @@ class Assessments:
                 session.rollback()
                 view = self.view(team_id, application_id)
                 raise Conflict(
-                    f"Nothing to {action.replace('reattempt', 're-attempt')} here: the assessment is {_status_words(view.status)} now."
+                    f"Nothing to {action.value.replace('reattempt', 're-attempt')} here: the assessment is {_status_words(view.status)} now."
                 )
             # Re-read after winning the lock: the rows loaded before it may predate the action that
             # held the lock a moment ago (PostgreSQL's READ COMMITTED), e.g. a Resend that just ran.
@@ -513,7 +546,7 @@ class Assessments:
                 application_id=app.id,
                 detail=reason,
             )
-            self._note(session, app, f"<@{user_id}> tried: {action}, but {escape_mrkdwn(reason)}.")
+            self._note(session, app, NoteKind.ACTION_FAILED, user_id, action=action, reason=reason)
         self._outbox.deliver(application_id=application_id)
         log.warning("application %s: %s failed: %s", application_id, action, reason)
         return ActionResult(False, f"Not {action}: {reason}.", self.view(team_id, application_id))
@@ -579,14 +612,15 @@ class Assessments:
         )
 
     @staticmethod
-    def _note(session: Session, app: Application, text: str) -> None:
+    def _note(session: Session, app: Application, kind: NoteKind, actor: str, **facts: object) -> None:
+        """Queue a thread reply on the card: what happened and who did it (handlers/blocks.py words it)."""
         SlackOutbox.add(
             session,
             workspace_id=app.workspace_id,
             kind=THREAD,
             key=f"note:{app.id}:{uuid.uuid4().hex}",
             application_id=app.id,
-            payload={"template": "note", "text": text},
+            payload={"template": "event", "event": kind.value, "actor": actor, **facts},
         )
 
     @staticmethod
@@ -596,14 +630,6 @@ class Assessments:
         if app is None:
             raise NotFound("That application no longer exists in this workspace.")
         return app
-
-
-def escape_mrkdwn(value: str) -> str:
-    """Outside text (names, iMocha messages) made inert in mrkdwn, so `<!channel>` pings nobody."""
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_ACTION_WORDS = {"sent": "sent", "resent": "resent", "reattempt": "allowed a re-attempt of"}
 
 
 def _status_words(status: AppStatus) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.assessments import ActionResult, Assessments, escape_mrkdwn
-from bot.domain import DECIDABLE, UNDO_DECISION, Conflict, Decision
+from bot.assessments import ActionResult, Assessments
+from bot.domain import DECIDABLE, UNDO_DECISION, Actor, AlreadyDecided, Conflict, Decision, NoteKind
 from bot.outbox import CARD, SlackOutbox
 from store import repos
 from store.models import Application, OutboxMessage
@@ -43,13 +43,15 @@ class Decisions:
         self._outbox = outbox
         self._clock = clock
 
-    def advance(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
-        return self.decide(team_id, application_id, user_id, Decision.ADVANCE)
+    def advance(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
+        return self.decide(team_id, application_id, actor, Decision.ADVANCE)
 
-    def reject(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
-        return self.decide(team_id, application_id, user_id, Decision.REJECT)
+    def reject(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
+        return self.decide(team_id, application_id, actor, Decision.REJECT)
 
-    def decide(self, team_id: str, application_id: int, user_id: str, decision: Decision) -> ActionResult:
+    def decide(self, team_id: str, application_id: int, actor: Actor, decision: Decision) -> ActionResult:
+        self._assessments.view_for(team_id, application_id, actor)
+        user_id = actor.user_id
         now = self._clock()
         with self._sf.begin() as session:
             app = Assessments._app(session, team_id, application_id)
@@ -77,13 +79,14 @@ class Decisions:
             )
             self._card(session, app, tag=f"decided-{decision.value}")
             self._card(session, app, tag="undo-closed", due=now + UNDO_DECISION + timedelta(seconds=1))
-            name = app.candidate.name
-            Assessments._note(session, app, f"<@{user_id}> {decision.past} {escape_mrkdwn(name)} after reviewing the assessment.")
+            Assessments._note(session, app, NoteKind.DECIDED, user_id, decision=decision.value, candidate=app.candidate.name)
         log.info("application %s: %s by %s", application_id, decision.past, user_id)
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, f"{decision.past.capitalize()}.", self._assessments.view(team_id, application_id))
 
-    def undo(self, team_id: str, application_id: int, user_id: str) -> ActionResult:
+    def undo(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
+        self._assessments.view_for(team_id, application_id, actor)
+        user_id = actor.user_id
         now = self._clock()
         with self._sf.begin() as session:
             app = Assessments._app(session, team_id, application_id)
@@ -111,9 +114,7 @@ class Decisions:
                 detail=previous,
             )
             self._card(session, app, tag="undone")
-            Assessments._note(
-                session, app, f"<@{user_id}> undid the decision to {Decision(previous).value} {escape_mrkdwn(app.candidate.name)}."
-            )
+            Assessments._note(session, app, NoteKind.DECISION_UNDONE, user_id, decision=previous, candidate=app.candidate.name)
         log.info("application %s: decision %s undone by %s", application_id, previous, user_id)
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, "Decision undone.", self._assessments.view(team_id, application_id))
@@ -121,7 +122,7 @@ class Decisions:
     def _refused(self, team_id: str, application_id: int) -> ActionResult:
         view = self._assessments.view(team_id, application_id)
         if view.decision is not None and view.decided_by:
-            raise Conflict(f"Already {view.decision.past} by <@{view.decided_by}>.")
+            raise AlreadyDecided(view.decision, view.decided_by)
         raise Conflict("Only a completed assessment in review can be advanced or rejected.")
 
     @staticmethod

@@ -14,11 +14,11 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import NotFound
+from bot.domain import AppStatus, NotFound
 from bot.imocha import Status
 from bot.slack_gateway import SlackGateway, SlackUnavailable
 from store import repos
-from store.models import Application, ApplicationInvitation, AppStatus, Candidate, Invitation, Plan, WeeklyDigest, Workspace
+from store.models import Application, ApplicationInvitation, Candidate, Invitation, Plan, WeeklyDigest, Workspace
 
 log = logging.getLogger("bot.digest")
 

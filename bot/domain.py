@@ -6,12 +6,13 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from store.models import AppStatus
-
 __all__ = [
+    "Actor",
+    "AlreadyDecided",
     "AppStatus",
     "ApplicationView",
     "AuditLine",
+    "CardAction",
     "Conflict",
     "Decision",
     "DomainError",
@@ -19,15 +20,34 @@ __all__ = [
     "InvitationView",
     "NotAllowed",
     "NotFound",
+    "NoteKind",
+    "NothingToSend",
     "PlanView",
     "SectionView",
+    "allowed_actions",
     "normalise_key",
+    "statuses_allowing",
 ]
 
 
 def normalise_key(value: str) -> str:
     """How jobs and stages are matched: case-insensitive, surrounding and repeated space ignored."""
     return " ".join(value.split()).casefold()
+
+
+class AppStatus(enum.StrEnum):
+    """An application's assessment status, as the card and App Home show it (SPEC §3)."""
+
+    NEEDS_SENDING = "needs_sending"
+    SENDING = "sending"
+    SEND_FAILED = "send_failed"
+    SENT = "sent"
+    IN_PROGRESS = "in_progress"
+    NEEDS_REVIEW = "needs_review"
+    REVIEWED = "reviewed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    LEFT = "left"
 
 
 class DomainError(Exception):
@@ -46,6 +66,22 @@ class Conflict(DomainError):
     """The thing already happened or is happening (a double click, a concurrent submit)."""
 
 
+class AlreadyDecided(Conflict):
+    """A second Advance or Reject: someone decided first."""
+
+    def __init__(self, decision: Decision, by: str):
+        super().__init__(f"Already {decision.past} by {by}.")
+        self.decision, self.by = decision, by
+
+
+class NothingToSend(Conflict):
+    """Send on an application that is not waiting to be sent; `view` is how it stands."""
+
+    def __init__(self, view: ApplicationView):
+        super().__init__(f"Nothing to send: the assessment is {view.status.value.replace('_', ' ')}.")
+        self.view = view
+
+
 class Decision(enum.StrEnum):
     """What the hiring team decided about a reviewed result, from the card."""
 
@@ -58,7 +94,76 @@ class Decision(enum.StrEnum):
 
 
 UNDO_DECISION = timedelta(minutes=10)  # how long a decision can be taken back with Undo
-DECIDABLE = (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
+
+
+class CardAction(enum.StrEnum):
+    """What can be done to an application from its card; `allowed_actions` says when (one state machine)."""
+
+    SEND = "send"
+    RETRY = "retry"
+    CANCEL = "cancel"
+    RESEND = "resend"
+    REATTEMPT = "reattempt"
+    MARK_REVIEWED = "mark_reviewed"
+    ADVANCE = "advance"
+    REJECT = "reject"
+    UNDO = "undo"
+
+
+_BY_STATUS: dict[AppStatus, tuple[CardAction, ...]] = {
+    AppStatus.NEEDS_SENDING: (CardAction.SEND,),
+    AppStatus.SENDING: (),
+    AppStatus.SEND_FAILED: (CardAction.RETRY, CardAction.SEND),
+    AppStatus.SENT: (CardAction.CANCEL, CardAction.RESEND),
+    AppStatus.IN_PROGRESS: (),
+    AppStatus.NEEDS_REVIEW: (CardAction.MARK_REVIEWED, CardAction.REATTEMPT, CardAction.ADVANCE, CardAction.REJECT),
+    AppStatus.REVIEWED: (CardAction.REATTEMPT, CardAction.ADVANCE, CardAction.REJECT),
+    AppStatus.LEFT: (CardAction.REATTEMPT,),
+    AppStatus.EXPIRED: (CardAction.RESEND,),
+    AppStatus.CANCELLED: (CardAction.RESEND,),
+}
+_NEEDS_EMAIL = (CardAction.SEND, CardAction.RETRY)
+
+
+def allowed_actions(
+    status: AppStatus, *, has_email: bool = True, decision: Decision | None = None, undo_open: bool = False
+) -> tuple[CardAction, ...]:
+    """The actions an application in `status` takes, in the order the card shows them.
+
+    The card's buttons and the services' checks both come from here. A decided application takes
+    only Undo, and only while the undo window is open; Send and Retry need the candidate's email.
+    """
+    if decision is not None:
+        return (CardAction.UNDO,) if undo_open else ()
+    return tuple(action for action in _BY_STATUS[status] if has_email or action not in _NEEDS_EMAIL)
+
+
+def statuses_allowing(action: CardAction) -> tuple[AppStatus, ...]:
+    """Every status in which an undecided application takes `action` (what a service's compare-and-set admits)."""
+    return tuple(status for status, actions in _BY_STATUS.items() if action in actions)
+
+
+DECIDABLE = statuses_allowing(CardAction.ADVANCE)
+
+
+class NoteKind(enum.StrEnum):
+    """A thread reply on the card, queued by a service as facts; handlers/blocks.py words it."""
+
+    INVITED = "invited"  # sent, resent or a re-attempt allowed
+    REUSED = "reused"
+    CANCELLED = "cancelled"
+    REVIEWED = "reviewed"
+    ACTION_FAILED = "action_failed"
+    DECIDED = "decided"
+    DECISION_UNDONE = "decision_undone"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for an action, and where Slack says they clicked (a card in that channel proves they see it)."""
+
+    user_id: str
+    channel_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import AppStatus, DomainError, normalise_key
+from bot.access import Access
+from bot.domain import Actor, AppStatus, DomainError, normalise_key
 from bot.outbox import CARD, SlackOutbox
 from bot.slack_gateway import SlackUnavailable
 from store import repos
@@ -64,8 +65,10 @@ class Intake:
         outbox: SlackOutbox,
         user_by_email: Callable[[str, str], str | None],
         default_team_id: Callable[[], str | None],
+        access: Access,
     ):
         self._sf = session_factory
+        self._access = access
         self._outbox = outbox
         self._user_by_email = user_by_email
         self._default_team_id = default_team_id
@@ -73,7 +76,7 @@ class Intake:
     def receive_manual(
         self,
         team_id: str,
-        user_id: str,
+        actor: Actor,
         *,
         name: str,
         email: str,
@@ -82,7 +85,10 @@ class Intake:
         test_name: str,
         channel_id: str | None = None,
     ) -> IntakeResult:
-        """`/imocha send`: the runner owns the card; a plan for the job is used when one exists."""
+        """`/imocha send` (or the Workflow Builder step): the runner, a full member, owns the card; a plan
+        for the job is used when one exists."""
+        self._access.require_member(team_id, actor.user_id)
+        user_id = actor.user_id
         with self._sf() as session:
             ws = repos.workspace_by_team(session, team_id)
             if ws is None:

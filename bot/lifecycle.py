@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import metrics
+from bot.domain import AppStatus
 from bot.imocha import Report, Status
 from bot.outbox import CARD, DM, THREAD, SlackOutbox
 from bot.views import load_applications
 from store import repos
-from store.models import Application, AppStatus, GemWriteback, Invitation
+from store.models import Application, GemWriteback, Invitation
 
 log = logging.getLogger("bot.lifecycle")
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import Conflict, NotAllowed, NotFound, PlanView, normalise_key
+from bot.access import Access
+from bot.domain import Actor, Conflict, NotAllowed, NotFound, PlanView, normalise_key
 from store import repos
 from store.models import Plan
 
@@ -42,8 +43,9 @@ def plan_view(plan: Plan) -> PlanView:
 
 
 class Plans:
-    def __init__(self, *, session_factory: sessionmaker[Session]):
+    def __init__(self, *, session_factory: sessionmaker[Session], access: Access):
         self._sf = session_factory
+        self._access = access
 
     def list(self, team_id: str) -> list[PlanView]:
         with self._sf() as session:
@@ -54,8 +56,10 @@ class Plans:
         with self._sf() as session:
             return plan_view(self._plan(session, team_id, plan_id))
 
-    def save(self, team_id: str, user_id: str, data: PlanInput, *, plan_id: int | None = None, is_admin: bool) -> PlanView:
-        """Create a plan, or edit one (its creator or an admin). A duplicate job+stage is refused."""
+    def save(self, team_id: str, actor: Actor, data: PlanInput, *, plan_id: int | None = None) -> PlanView:
+        """Create a plan (any full member), or edit one (its creator or an admin). A duplicate job+stage is refused."""
+        self._access.require_member(team_id, actor.user_id)
+        user_id = actor.user_id
         try:
             with self._sf.begin() as session:
                 ws = repos.ensure_workspace(session, team_id)
@@ -64,7 +68,7 @@ class Plans:
                     session.add(plan)
                 else:
                     plan = self._plan(session, team_id, plan_id)
-                    if plan.created_by != user_id and not is_admin:
+                    if plan.created_by != user_id and not self._access.is_admin(team_id, user_id):
                         raise NotAllowed("Only the plan's creator or an admin can edit it.")
                 plan.job_key = normalise_key(data.job)
                 plan.job_label = " ".join(data.job.split())
@@ -90,10 +94,13 @@ class Plans:
                 f"A plan for “{data.job.strip()}” at stage “{data.stage.strip()}” already exists: edit it from `/imocha plans`."
             ) from None
 
-    def remove(self, team_id: str, user_id: str, plan_id: int, *, is_admin: bool) -> PlanView:
+    def remove(self, team_id: str, actor: Actor, plan_id: int) -> PlanView:
+        """Remove a plan (its creator or an admin); existing cards stay."""
+        self._access.require_member(team_id, actor.user_id)
+        user_id = actor.user_id
         with self._sf.begin() as session:
             plan = self._plan(session, team_id, plan_id)
-            if plan.created_by != user_id and not is_admin:
+            if plan.created_by != user_id and not self._access.is_admin(team_id, user_id):
                 raise NotAllowed("Only the plan's creator or an admin can remove it.")
             view = plan_view(plan)
             repos.audit(

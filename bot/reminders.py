@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.domain import AppStatus
 from bot.imocha import Status
 from bot.outbox import DM, SlackOutbox
 from store import repos
-from store.models import Application, ApplicationInvitation, AppStatus, Invitation, Reminder, Workspace
+from store.models import Application, ApplicationInvitation, Invitation, Reminder, Workspace
 
 log = logging.getLogger("bot.reminders")
 

@@ -10,7 +10,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.assessments import Assessments
-from bot.domain import AppStatus, DomainError, normalise_key
+from bot.domain import Actor, AppStatus, DomainError, normalise_key
 from bot.imocha import ImochaError
 from bot.intake import Intake, valid_email
 from bot.outbox import SlackOutbox
@@ -84,14 +84,14 @@ class WorkflowStep:
         test_id, test_name = self._test(team_id, job, inputs.get("test_id"))
         log.info("workflow step %s: sending test %s for %s", execution_id, test_id, job)
         intake = self._intake.receive_manual(
-            team_id, user, name=name, email=email, job=job, test_id=test_id, test_name=test_name, channel_id=channel
+            team_id, Actor(user), name=name, email=email, job=job, test_id=test_id, test_name=test_name, channel_id=channel
         )
         assert intake.application_id is not None
         application_id = intake.application_id
         self._outbox.deliver(application_id=application_id)  # the card first, so the outputs can link to it
         view = self._assessments.view(team_id, application_id)
         if view.status in (AppStatus.NEEDS_SENDING, AppStatus.SEND_FAILED):
-            self._assessments.send(team_id, application_id, user, test_id=test_id, test_name=test_name)
+            self._assessments.send(team_id, application_id, Actor(user), test_id=test_id, test_name=test_name)
             self._outbox.deliver(application_id=application_id)
             view = self._assessments.view(team_id, application_id)
         if view.status == AppStatus.SEND_FAILED:

@@ -7,7 +7,22 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import ApplicationView, AppStatus, AuditLine, Decision, ExistingResult, InvitationView, PlanView, normalise_key
+from bot.domain import (
+    AlreadyDecided,
+    ApplicationView,
+    AppStatus,
+    AuditLine,
+    CardAction,
+    Decision,
+    DomainError,
+    ExistingResult,
+    InvitationView,
+    NoteKind,
+    NothingToSend,
+    PlanView,
+    allowed_actions,
+    normalise_key,
+)
 from handlers import ids
 
 Block = dict[str, Any]
@@ -142,91 +157,40 @@ def _date(value: datetime | None) -> str:
 
 
 def card_actions(view: ApplicationView, *, in_channel: bool) -> list[dict[str, Any]]:
+    """The card's buttons: the actions bot.domain.allowed_actions gives its status, then the result links."""
     value = str(view.id)
     name = esc(view.candidate_name)
-    s = view.status
+    test = esc(view.test_name)
+    resend_confirm = confirm("Resend the invitation?", f"iMocha emails {name} again with a fresh access window.", "Resend")
+    reattempt_confirm = confirm("Allow a re-attempt?", f"{name} gets a new link for another attempt of *{test}*.", "Allow re-attempt")
+    allowed = allowed_actions(view.status, has_email=bool(view.candidate_email), decision=view.decision, undo_open=view.undo_open)
     buttons: list[dict[str, Any]] = []
-    if view.decision is not None:
-        if view.undo_open:
+    for action in allowed:
+        if action is CardAction.UNDO:
             buttons.append(button("Undo", ids.UNDO_DECISION, value))
-    elif s == AppStatus.NEEDS_SENDING and view.candidate_email:
-        buttons.append(button("Send assessment", ids.SEND, value, style="primary"))
-    elif s == AppStatus.SEND_FAILED and view.candidate_email:
-        buttons.append(button("Retry", ids.RETRY, value, style="primary"))
-        buttons.append(button("Send assessment", ids.SEND, value))
-    elif s == AppStatus.SENT:
-        buttons.append(
-            button(
-                "Cancel invitation",
-                ids.CANCEL,
-                value,
-                style="danger",
-                confirm=confirm(
-                    "Cancel invitation?", f"{name} will no longer be able to take *{esc(view.test_name)}*.", "Cancel invitation"
-                ),
-            )
-        )
-        buttons.append(
-            button(
-                "Resend",
-                ids.RESEND,
-                value,
-                confirm=confirm("Resend the invitation?", f"iMocha emails {name} again with a fresh access window.", "Resend"),
-            )
-        )
-    elif s == AppStatus.NEEDS_REVIEW:
-        buttons.append(button("Mark reviewed", ids.REVIEWED, value, style="primary"))
-        buttons.append(
-            button(
-                "Allow re-attempt",
-                ids.REATTEMPT,
-                value,
-                confirm=confirm(
-                    "Allow a re-attempt?", f"{name} gets a new link for another attempt of *{esc(view.test_name)}*.", "Allow re-attempt"
-                ),
-            )
-        )
-    elif s == AppStatus.REVIEWED or s == AppStatus.LEFT:
-        buttons.append(
-            button(
-                "Allow re-attempt",
-                ids.REATTEMPT,
-                value,
-                confirm=confirm(
-                    "Allow a re-attempt?", f"{name} gets a new link for another attempt of *{esc(view.test_name)}*.", "Allow re-attempt"
-                ),
-            )
-        )
-    elif s in (AppStatus.EXPIRED, AppStatus.CANCELLED):
-        buttons.append(
-            button(
-                "Resend",
-                ids.RESEND,
-                value,
-                style="primary",
-                confirm=confirm("Resend the invitation?", f"iMocha emails {name} again with a fresh access window.", "Resend"),
-            )
-        )
+        elif action is CardAction.SEND:
+            primary = CardAction.RETRY not in allowed
+            buttons.append(button("Send assessment", ids.SEND, value, style="primary" if primary else None))
+        elif action is CardAction.RETRY:
+            buttons.append(button("Retry", ids.RETRY, value, style="primary"))
+        elif action is CardAction.CANCEL:
+            cancel_confirm = confirm("Cancel invitation?", f"{name} will no longer be able to take *{test}*.", "Cancel invitation")
+            buttons.append(button("Cancel invitation", ids.CANCEL, value, style="danger", confirm=cancel_confirm))
+        elif action is CardAction.RESEND:
+            primary = view.status in (AppStatus.EXPIRED, AppStatus.CANCELLED)
+            buttons.append(button("Resend", ids.RESEND, value, style="primary" if primary else None, confirm=resend_confirm))
+        elif action is CardAction.MARK_REVIEWED:
+            buttons.append(button("Mark reviewed", ids.REVIEWED, value, style="primary"))
+        elif action is CardAction.REATTEMPT:
+            buttons.append(button("Allow re-attempt", ids.REATTEMPT, value, confirm=reattempt_confirm))
+        elif action is CardAction.ADVANCE:
+            advance_confirm = confirm("Advance the candidate?", f"{name} moves on; the hiring channel hears who decided.", "Advance")
+            buttons.append(button("Advance", ids.ADVANCE, value, confirm=advance_confirm))
+        elif action is CardAction.REJECT:
+            reject_confirm = confirm("Reject the candidate?", f"{name} is rejected; the hiring channel hears who decided.", "Reject")
+            buttons.append(button("Reject", ids.REJECT, value, style="danger", confirm=reject_confirm))
     inv = view.invitation
-    finished = s in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
-    if finished and view.decision is None:
-        buttons.append(
-            button(
-                "Advance",
-                ids.ADVANCE,
-                value,
-                confirm=confirm("Advance the candidate?", f"{name} moves on; the hiring channel hears who decided.", "Advance"),
-            )
-        )
-        buttons.append(
-            button(
-                "Reject",
-                ids.REJECT,
-                value,
-                style="danger",
-                confirm=confirm("Reject the candidate?", f"{name} is rejected; the hiring channel hears who decided.", "Reject"),
-            )
-        )
+    finished = view.status in (AppStatus.NEEDS_REVIEW, AppStatus.REVIEWED)
     if finished and inv is not None:
         if in_channel and not view.share_scores_in_channel:
             buttons.append(button("Show score", ids.SHOW_SCORE, value))
@@ -406,11 +370,55 @@ class SlackRenderer:
             return build_link_dm(view, action=str(payload.get("action", "sent")), actor=payload.get("actor"))
         if template == "reminder":
             return build_reminder_dm(view, kind=str(payload.get("kind", "untouched")))
+        if template == "event":
+            text = event_note(payload)
+            return {"text": text, "blocks": [section(text)]}
+        if template == "send_failed":
+            text = (
+                f":warning: Assessment could not be sent to {esc(str(payload.get('candidate', '')))}: "
+                f"{esc(str(payload.get('reason', '')))}. Use *Retry* on the card."
+            )
+            return {"text": text, "blocks": [section(text)]}
         if template == "status":
             text = STATUS_NOTES.get(str(payload.get("status")), f"Status: {payload.get('status')}")
             return {"text": text.replace("*", ""), "blocks": [section(text)]}
         text = str(payload.get("text", ""))
         return {"text": text, "blocks": [section(text)]}
+
+
+ACTION_WORDS = {"sent": "sent", "resent": "resent", "reattempt": "allowed a re-attempt of"}
+
+
+def event_note(payload: dict[str, Any]) -> str:
+    """A thread reply for a service's NoteKind payload: who did what, outside text escaped."""
+    actor = f"<@{payload.get('actor')}>"
+    kind = NoteKind(str(payload.get("event")))
+    if kind is NoteKind.INVITED:
+        attempt = int(payload.get("attempt") or 1)
+        words = ACTION_WORDS.get(str(payload.get("action")), str(payload.get("action")))
+        return f"{actor} {words} {esc(str(payload.get('test_name', '')))}" + (f" (attempt {attempt})" if attempt > 1 else "") + "."
+    if kind is NoteKind.REUSED:
+        return f"{actor} reused the candidate's existing {esc(str(payload.get('test_name', '')))} result."
+    if kind is NoteKind.CANCELLED:
+        return f"{actor} cancelled the invitation."
+    if kind is NoteKind.REVIEWED:
+        return f"{actor} marked the assessment reviewed."
+    if kind is NoteKind.ACTION_FAILED:
+        return f"{actor} tried: {payload.get('action')}, but {esc(str(payload.get('reason', '')))}."
+    decision = Decision(str(payload.get("decision")))
+    candidate = esc(str(payload.get("candidate", "")))
+    if kind is NoteKind.DECIDED:
+        return f"{actor} {decision.past} {candidate} after reviewing the assessment."
+    return f"{actor} undid the decision to {decision.value} {candidate}."
+
+
+def describe(exc: DomainError) -> str:
+    """A domain error as the clicker reads it."""
+    if isinstance(exc, AlreadyDecided):
+        return f"Already {exc.decision.past} by <@{exc.by}>."
+    if isinstance(exc, NothingToSend):
+        return f"Nothing to send: {headline(exc.view)}."
+    return str(exc)
 
 
 # -- modals -------------------------------------------------------------------------------------

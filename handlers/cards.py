@@ -12,7 +12,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.assessments import ActionResult
-from bot.domain import AppStatus, Conflict, DomainError
+from bot.domain import Actor, AppStatus, Conflict, DomainError
 from bot.services import Services
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
@@ -21,9 +21,10 @@ from handlers.notify import tell
 log = logging.getLogger("handlers.cards")
 
 
-def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+def _clicked_in(body: dict[str, Any]) -> str | None:
+    """The channel of the message whose button was clicked (a card there proves the clicker can see it)."""
     container = body.get("container") or {}
-    return container.get("channel_id") or (body.get("channel") or {}).get("id"), container.get("message_ts")
+    return container.get("channel_id") or (body.get("channel") or {}).get("id")
 
 
 def register(app: App, services: Services) -> None:
@@ -33,22 +34,14 @@ def register(app: App, services: Services) -> None:
         ack()
         team, user = parse.team_id(body, context), parse.user_id(body)
         app_id = parse.int_or_none(action.get("value")) or 0
-        channel, ts = _where(body)
-        after_ack(services, "Send", lambda: send_modal(team, user, app_id, channel, ts, body["trigger_id"], client, respond))
+        channel = _clicked_in(body)
+        after_ack(services, "Send", lambda: send_modal(team, user, app_id, channel, body["trigger_id"], client, respond))
 
-    def send_modal(
-        team: str, user: str, app_id: int, channel: str | None, ts: str | None, trigger_id: str, client: WebClient, respond: Respond
-    ) -> None:
+    def send_modal(team: str, user: str, app_id: int, channel: str | None, trigger_id: str, client: WebClient, respond: Respond) -> None:
         try:
-            view = services.assessments.view(team, app_id)
-            services.access.require_card_access(team, user, view, channel_id=channel, message_ts=ts)
-            if view.status not in (AppStatus.NEEDS_SENDING, AppStatus.SEND_FAILED):
-                raise Conflict(f"Nothing to send: {blocks.headline(view)}.")
-            if not view.candidate_email:
-                raise DomainError("This candidate has no email address in the ATS, so the assessment can't be sent.")
-            existing = services.assessments.existing_results(team, app_id)
+            view, existing = services.assessments.prepare_send(team, app_id, Actor(user, channel))
         except DomainError as exc:
-            tell(services, team, user, f":no_entry: {exc}", respond=respond)
+            tell(services, team, user, f":no_entry: {blocks.describe(exc)}", respond=respond)
             return
         services.workspaces.prefetch_tests(team)  # the modal's test picker loads its options from the cache
         client.views_open(trigger_id=trigger_id, view=blocks.build_send_modal(view, existing))
@@ -79,16 +72,12 @@ def register(app: App, services: Services) -> None:
 
     def send(team: str, user: str, app_id: int, test_id: int, test_name: str, mode: str) -> None:
         try:
-            app_view = services.assessments.view(team, app_id)
-            services.access.require_card_access(
-                team, user, app_view, channel_id=app_view.card_channel_id if app_view.owner_user_id == user else None
-            )
-            result = services.assessments.send(team, app_id, user, test_id=test_id, test_name=test_name, mode=mode)
+            result = services.assessments.send(team, app_id, Actor(user), test_id=test_id, test_name=test_name, mode=mode)
         except Conflict as exc:
             log.info("send for application %s by %s ignored: %s", app_id, user, exc)
             return
         except DomainError as exc:
-            tell(services, team, user, f":no_entry: {exc}")
+            tell(services, team, user, f":no_entry: {blocks.describe(exc)}")
             return
         if not result.ok and result.view is not None and result.view.status != AppStatus.SEND_FAILED:
             log.info("send for application %s by %s: %s", app_id, user, result.message)  # a concurrent duplicate
@@ -111,12 +100,11 @@ def register(app: App, services: Services) -> None:
 
     def score(body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         team, user = parse.team_id(body, context), parse.user_id(body)
-        channel, ts = _where(body)
+        channel = _clicked_in(body)
         try:
-            view = services.assessments.view(team, parse.int_or_none(action.get("value")) or 0)
-            services.access.require_card_access(team, user, view, channel_id=channel, message_ts=ts)
+            view = services.assessments.view_for(team, parse.int_or_none(action.get("value")) or 0, Actor(user, channel))
         except DomainError as exc:
-            tell(services, team, user, f":no_entry: {exc}", respond=respond)
+            tell(services, team, user, f":no_entry: {blocks.describe(exc)}", respond=respond)
             return
         message = blocks.build_score_ephemeral(view)
         respond(text=message["text"], blocks=message["blocks"], response_type="ephemeral", replace_original=False)
@@ -126,7 +114,7 @@ def register(app: App, services: Services) -> None:
         ack()  # a link button: Slack opens the URL; the click only needs an ack
 
 
-def _button(services: Services, fn: Callable[[str, int, str], ActionResult]) -> Callable[..., None]:
+def _button(services: Services, fn: Callable[[str, int, Actor], ActionResult]) -> Callable[..., None]:
     def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         ack()
         after_ack(services, str(action.get("action_id")), lambda: _act(services, body, action, context, respond, fn))
@@ -140,20 +128,18 @@ def _act(
     action: dict[str, Any],
     context: BoltContext,
     respond: Respond,
-    fn: Callable[[str, int, str], ActionResult],
+    fn: Callable[[str, int, Actor], ActionResult],
 ) -> None:
     team, user = parse.team_id(body, context), parse.user_id(body)
     app_id = parse.int_or_none(action.get("value")) or 0
-    channel, ts = _where(body)
+    channel = _clicked_in(body)
     try:
-        view = services.assessments.view(team, app_id)
-        services.access.require_card_access(team, user, view, channel_id=channel, message_ts=ts)
-        result = fn(team, app_id, user)
+        result = fn(team, app_id, Actor(user, channel))
     except Conflict as exc:
-        tell(services, team, user, f":information_source: {exc}", respond=respond)
+        tell(services, team, user, f":information_source: {blocks.describe(exc)}", respond=respond)
         return
     except DomainError as exc:
-        tell(services, team, user, f":no_entry: {exc}", respond=respond)
+        tell(services, team, user, f":no_entry: {blocks.describe(exc)}", respond=respond)
         return
     if not result.ok:
         tell(services, team, user, f":warning: {result.message}", respond=respond)

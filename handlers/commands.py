@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import gem, imocha
-from bot.domain import DomainError
+from bot.domain import Actor, DomainError
 from bot.intake import valid_email
 from bot.plans import PlanInput
 from bot.services import Services
@@ -119,8 +119,7 @@ def register(app: App, services: Services) -> None:
             weekly_digest=not digest_off,
         )
         try:
-            services.access.require_member(team, user)
-            plan = services.plans.save(team, user, data, plan_id=plan_id, is_admin=bool(plan_id) and services.access.is_admin(team, user))
+            plan = services.plans.save(team, Actor(user), data, plan_id=plan_id)
         except DomainError as exc:
             ack(response_action="errors", errors={ids.JOB_BLOCK: str(exc)[:1900]})
             return
@@ -157,8 +156,9 @@ def register(app: App, services: Services) -> None:
             return
         assert test is not None
         try:
-            services.access.require_member(team, user)
-            result = services.intake.receive_manual(team, user, name=name, email=email, job=job, test_id=int(test[0]), test_name=test[1])
+            result = services.intake.receive_manual(
+                team, Actor(user), name=name, email=email, job=job, test_id=int(test[0]), test_name=test[1]
+            )
             assert result.application_id is not None
             app_view = services.assessments.view(team, result.application_id)
             existing = services.assessments.existing_results(team, result.application_id)
@@ -339,8 +339,7 @@ def _plans(services: Services, team: str, user: str, respond: Respond) -> None:
 
 
 def _remove_plan(services: Services, team: str, user: str, plan_id: int, respond: Respond) -> None:
-    services.access.require_member(team, user)
-    plan = services.plans.remove(team, user, plan_id, is_admin=services.access.is_admin(team, user))
+    plan = services.plans.remove(team, Actor(user), plan_id)
     tell(
         services,
         team,
@@ -351,8 +350,7 @@ def _remove_plan(services: Services, team: str, user: str, plan_id: int, respond
 
 
 def _status(services: Services, team: str, user: str, email: str, respond: Respond) -> None:
-    services.access.require_member(team, user)
-    rows = services.assessments.status_for_email(team, email)
+    rows = services.assessments.status_for_email(team, email, Actor(user))
     respond(blocks=blocks.build_status_report(email, rows), text=f"Assessments for {email}", response_type="ephemeral")
 
 

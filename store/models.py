@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,21 +80,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
-
-
-class AppStatus(enum.StrEnum):
-    """An application's assessment status, as the card and App Home show it (SPEC §3)."""
-
-    NEEDS_SENDING = "needs_sending"
-    SENDING = "sending"
-    SEND_FAILED = "send_failed"
-    SENT = "sent"
-    IN_PROGRESS = "in_progress"
-    NEEDS_REVIEW = "needs_review"
-    REVIEWED = "reviewed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    LEFT = "left"
 
 
 class Workspace(Base):
@@ -191,7 +175,8 @@ class Application(Base):
     pass_mark: Mapped[int | None] = mapped_column(Integer)
     share_scores_in_channel: Mapped[bool] = mapped_column(Boolean, default=False)
     owner_user_id: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(20), default=AppStatus.NEEDS_SENDING)
+    # one of bot.domain.AppStatus: the domain owns the vocabulary, the store keeps its value
+    status: Mapped[str] = mapped_column(String(20), default="needs_sending")
     status_reason: Mapped[str | None] = mapped_column(Text)
     status_changed_at: Mapped[datetime] = mapped_column(default=stamp)
     attempt: Mapped[int] = mapped_column(Integer, default=1)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import gem, lifecycle
+from bot.access import Access
 from bot.claims import ClaimKeeper
 from bot.crypto import SecretBox
 from bot.domain import normalise_key
@@ -148,7 +149,14 @@ def build_world(sf: sessionmaker[Session], clock: Clock, fake: FakeGem, **poller
         workspace_id = ws.id
     gem_clients, http = clients(fake, **poller_options.pop("client_options", {}))
     workspaces = Workspaces(session_factory=sf, box=box, imocha_factory=lambda key: None, gem_factory=gem_clients, clock=clock)  # type: ignore[arg-type,return-value]
-    intake = Intake(session_factory=sf, outbox=None, user_by_email=lambda team, email: SLACK_USERS.get(email), default_team_id=lambda: TEAM)  # type: ignore[arg-type]
+    nobody_asked = Access(gateway=None, admin_ids=frozenset())  # type: ignore[arg-type]  # Gem intake acts for no Slack user
+    intake = Intake(
+        session_factory=sf,
+        outbox=None,  # type: ignore[arg-type]
+        user_by_email=lambda team, email: SLACK_USERS.get(email),
+        default_team_id=lambda: TEAM,
+        access=nobody_asked,
+    )
     poller = GemPoller(
         sf, workspaces, gem_clients, intake, clock, user_by_email=lambda team, email: SLACK_USERS.get(email), **poller_options
     )

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.access import Access
 from bot.clock import system_clock
+from bot.domain import Actor
 from bot.plans import PlanInput, Plans
 from store.db import make_engine, make_session_factory
 from tests.botproc import spawn_bot
@@ -74,7 +76,8 @@ def test_the_documented_curl_is_signed_by_openssl_and_accepted_once_a_plan_match
 
     engine = make_engine(f"sqlite:///{db}")
     plan = PlanInput("Backend Engineer", "iMocha assessment", 1134601, "Python Developer", None, None, False)
-    Plans(session_factory=make_session_factory(engine, system_clock)).save("T0001", "UADMIN", plan, is_admin=True)
+    admin = Access(gateway=None, admin_ids=frozenset({"UADMIN"}))  # type: ignore[arg-type]  # IMOCHA_ADMINS: no Slack call
+    Plans(session_factory=make_session_factory(engine, system_clock), access=admin).save("T0001", Actor("UADMIN"), plan)
     engine.dispose()
 
     assert run_snippet(url) == {"status": "accepted", "application": "app-42"}

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from bot.domain import Actor
 from bot.plans import PlanInput
 from bot.workspaces import SetupInput
 from handlers import ids
@@ -121,7 +122,7 @@ def test_the_step_runs_over_socket_mode_too(engine: Engine, slack: FakeSlack, fa
             services = bot.runtime.services
             services.workspaces.save(TEAM, ADMIN, SetupInput(api_key=GOOD_KEY, default_channel_id=None, validity_days=7))
             plan = PlanInput("Backend Engineer", "iMocha assessment", PYTHON_TEST_ID, "Python Developer", CHANNEL, 60, False)
-            services.plans.save(TEAM, RECRUITER, plan, is_admin=False)
+            services.plans.save(TEAM, Actor(RECRUITER), plan)
 
             delivery = socket_server.deliver(
                 "events_api", json.loads(sr.event_callback(team_id=TEAM, event=function_event(slack, inputs(), "FxSOCKET")))
