@@ -224,7 +224,7 @@ def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
                 conn.send({t.native_id: t.name for t in threading.enumerate()})
             elif command == "poll":
                 started = time.monotonic()
-                stats = runtime.services.poller.poll_all()  # type: ignore[attr-defined]
+                stats = runtime.services.poller.poll_all()
                 conn.send({"seconds": time.monotonic() - started, "stats": [repr(s) for s in stats], "rss": _rss_mb()})
             elif command == "deliver":
                 conn.send(runtime.services.outbox.deliver(limit=arg or 200))

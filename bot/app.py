@@ -40,6 +40,7 @@ from bot.intake import Intake
 from bot.outbox import CLAIMS as OUTBOX_CLAIMS
 from bot.outbox import SlackOutbox
 from bot.plans import Plans
+from bot.poller import StatusPoller
 from bot.services import Services
 from bot.slack_gateway import SlackGateway
 from bot.socket_mode import SocketModeLink
@@ -169,6 +170,7 @@ def build_runtime(
         callback_url=settings.callback_url,
         access=access,
     )
+    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.deliver)
     services = Services(
         settings=settings,
         workspaces=workspaces,
@@ -179,6 +181,7 @@ def build_runtime(
         outbox=outbox,
         gateway=gateway,
         access=access,
+        poller=poller,
         home=HomeQueue(session_factory=session_factory, access=access),
         # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/acks.py)
         background=WorkPool(max_workers=8, gate=gate),
@@ -196,16 +199,6 @@ def build_runtime(
             workspaces.ensure(team)
 
     scheduler = None
-    poller = None
-    try:
-        from bot.poller import StatusPoller
-    except ImportError:  # pragma: no cover - the poller ships with the package
-        StatusPoller = None  # type: ignore[assignment,misc]
-    if StatusPoller is not None:
-        poller = StatusPoller(
-            session_factory, workspaces, clock, max_workers=8, assessments=services.assessments, after_change=outbox.deliver
-        )
-        object.__setattr__(services, "poller", poller)
     gem_poller = GemPoller(
         session_factory,
         workspaces,
@@ -233,7 +226,7 @@ def build_runtime(
             settings.events_webhook_url, settings.events_webhook_secret.get_secret_value(), session_factory, clock
         )
         closers.insert(0, events_http.close)
-    if with_scheduler and poller is not None:
+    if with_scheduler:
         scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller, events=events)
 
     socket_link = None

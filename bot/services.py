@@ -14,6 +14,7 @@ from bot.home import HomeQueue
 from bot.intake import Intake
 from bot.outbox import SlackOutbox
 from bot.plans import Plans
+from bot.poller import StatusPoller
 from bot.slack_gateway import SlackGateway
 from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
@@ -21,6 +22,8 @@ from bot.workspaces import Workspaces
 
 @dataclass(frozen=True)
 class Services:
+    """Built once by bot/app.py's build_runtime and never changed after."""
+
     settings: Settings
     workspaces: Workspaces
     plans: Plans
@@ -31,7 +34,7 @@ class Services:
     gateway: SlackGateway
     access: Access
     home: HomeQueue
+    poller: StatusPoller
     background: Executor
-    poller: object | None = None  # bot.poller.StatusPoller, when the scheduler is built
     digests: Digests | None = None
     workflow_step: WorkflowStep | None = None

@@ -356,9 +356,7 @@ def _status(services: Services, team: str, user: str, email: str, respond: Respo
 
 def _resync(services: Services, team: str, user: str, respond: Respond) -> None:
     services.access.require_admin(team, user, "resync")
-    poller: Any = services.poller
-    if poller is None:
-        raise DomainError("The status poller is not running in this process.")
+    poller = services.poller
     tell(services, team, user, ":arrows_counterclockwise: Asking iMocha to replay callbacks and polling now…", respond=respond)
     try:
         asked = poller.replay(team)

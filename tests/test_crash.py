@@ -161,7 +161,7 @@ def in_process_runtime(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, dat
 def poll_once(runtime: Runtime) -> None:
     """One poll cycle, once the second turned (iMocha's windows take whole seconds), then deliver."""
     time.sleep(1.02 - time.time() % 1)
-    stats = runtime.services.poller.poll_all()  # type: ignore[attr-defined]
+    stats = runtime.services.poller.poll_all()
     assert all(s.ok for s in stats), stats
     runtime.services.outbox.deliver()
 
@@ -225,8 +225,8 @@ def test_sigkill_mid_send_and_mid_poll_loses_and_doubles_nothing(
     proc, bot = start_bot(tmp_path, slack, fake_imocha, database)
     runtime = in_process_runtime(tmp_path, slack, fake_imocha, database, ahead=LOCK_SECONDS + 5)
     try:
-        runtime.services.poller.sweep()  # type: ignore[attr-defined]
-        runtime.services.poller.sweep()  # type: ignore[attr-defined]  # a second sweep (another replica) finds nothing
+        runtime.services.poller.sweep()
+        runtime.services.poller.sweep()  # a second sweep (another replica) finds nothing
         deadline = time.monotonic() + 10
         while not ("Assessment sent" in headline(cards(slack)[0]) and link_dms(slack) == 1):
             assert time.monotonic() < deadline, [headline(c) for c in cards(slack)]

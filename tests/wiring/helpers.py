@@ -131,7 +131,7 @@ def poll(bot: Bot) -> None:
     next cycle (the window overlaps the last one); wait for the second to turn so one cycle sees it.
     """
     time.sleep(1.02 - time.time() % 1)
-    poller: Any = bot.runtime.services.poller
+    poller = bot.runtime.services.poller
     stats = poller.poll_all()
     assert all(s.ok for s in stats), stats
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -89,7 +88,7 @@ def test_the_journey_holds_with_the_clock_decades_off_the_wall_clock(skewed_bot:
     [invitation] = bot.imocha.state.invitations()
     bot.imocha.state.complete(invitation.id, points=42)
     clock.advance(seconds=2)
-    poller: Any = bot.runtime.services.poller
+    poller = bot.runtime.services.poller
     assert all(stats.ok for stats in poller.poll_all())
     polled_at = clock.now
     wait_headline(bot, "Assessment needs review")

@@ -343,7 +343,7 @@ def test_imocha_fault_during_polling_keeps_the_checkpoint_and_the_next_poll_sees
     _imocha_fault(bot, "/testattempts" if kind == "429" else "/reports/", kind)
     time.sleep(1.02 - time.time() % 1)
 
-    stats = bot.runtime.services.poller.poll_all()  # type: ignore[attr-defined]
+    stats = bot.runtime.services.poller.poll_all()
     assert [s.ok for s in stats] == [False]
     assert ("Rate" in (stats[0].error or "")) if kind == "429" else ("Connection" in (stats[0].error or ""))
     with bot.runtime.session_factory() as session:
@@ -353,7 +353,7 @@ def test_imocha_fault_during_polling_keeps_the_checkpoint_and_the_next_poll_sees
 
     _clear(bot)
     if kind == "429":
-        bot.runtime.services.poller._not_before.clear()  # type: ignore[attr-defined]  # iMocha's Retry-After has passed
+        bot.runtime.services.poller._not_before.clear()  # iMocha's Retry-After has passed
     poll(bot)
     wait_headline(bot, "Assessment needs review")
     settle(bot, lambda: any("completed" in (m.text or "") for m in replies(bot)))

@@ -177,7 +177,7 @@ def test_cancel_after_the_candidate_started_shows_imochas_reason(bot: Bot) -> No
 def test_a_started_test_shows_in_progress_and_a_test_left_unfinished_offers_a_reattempt(bot: Bot) -> None:
     _app_id, inv_id = sent_card(bot)
     bot.imocha.state.start(inv_id)
-    bot.runtime.services.poller.sweep()  # type: ignore[attr-defined]
+    bot.runtime.services.poller.sweep()
     message = wait_headline(bot, "Assessment in progress")
     assert buttons(message) == []
 
