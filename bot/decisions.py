@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.assessments import ActionResult, Assessments
+from bot.assessments import ActionResult, Assessments, load_application, queue_note
 from bot.domain import DECIDABLE, UNDO_DECISION, Actor, AlreadyDecided, Conflict, Decision, NoteKind
 from bot.outbox import CARD, SlackOutbox
 from store import repos
@@ -54,7 +54,7 @@ class Decisions:
         user_id = actor.user_id
         now = self._clock()
         with self._sf.begin() as session:
-            app = Assessments._app(session, team_id, application_id)
+            app = load_application(session, team_id, application_id)
             result: Any = session.execute(
                 update(Application)
                 .where(
@@ -79,7 +79,7 @@ class Decisions:
             )
             self._card(session, app, tag=f"decided-{decision.value}")
             self._card(session, app, tag="undo-closed", due=now + UNDO_DECISION + timedelta(seconds=1))
-            Assessments._note(session, app, NoteKind.DECIDED, user_id, decision=decision.value, candidate=app.candidate.name)
+            queue_note(session, app, NoteKind.DECIDED, user_id, decision=decision.value, candidate=app.candidate.name)
         log.info("application %s: %s by %s", application_id, decision.past, user_id)
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, f"{decision.past.capitalize()}.", self._assessments.view(team_id, application_id))
@@ -89,7 +89,7 @@ class Decisions:
         user_id = actor.user_id
         now = self._clock()
         with self._sf.begin() as session:
-            app = Assessments._app(session, team_id, application_id)
+            app = load_application(session, team_id, application_id)
             previous = app.decision
             if previous is None:
                 raise Conflict("There is no decision to undo.")
@@ -114,7 +114,7 @@ class Decisions:
                 detail=previous,
             )
             self._card(session, app, tag="undone")
-            Assessments._note(session, app, NoteKind.DECISION_UNDONE, user_id, decision=previous, candidate=app.candidate.name)
+            queue_note(session, app, NoteKind.DECISION_UNDONE, user_id, decision=previous, candidate=app.candidate.name)
         log.info("application %s: decision %s undone by %s", application_id, previous, user_id)
         self._outbox.deliver(application_id=application_id)
         return ActionResult(True, "Decision undone.", self._assessments.view(team_id, application_id))
