@@ -61,7 +61,6 @@ from typing import Any
 
 import httpx
 
-from bot.clock import system_clock
 from bot.imocha import RetryPolicy, retry_after_seconds
 
 log = logging.getLogger("bot.greenhouse")
@@ -263,11 +262,11 @@ class HarvestClient:
         auth: httpx.Client,
         credentials: HarvestCredentials,
         *,
+        clock: Callable[[], datetime],  # token expiry and Retry-After dates
         tokens: TokenCache | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
-        clock: Callable[[], datetime] = system_clock,
     ) -> None:
         if not credentials.client_id.strip() or not credentials.client_secret.strip():
             raise ValueError("the Harvest client ID and secret must not be empty")

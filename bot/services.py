@@ -17,6 +17,7 @@ from bot.plans import Plans
 from bot.slack_gateway import SlackGateway
 from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
+from bot.writeback import DecisionWriteback
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,4 @@ class Services:
     poller: object | None = None  # bot.poller.StatusPoller, when the scheduler is built
     digests: Digests | None = None
     workflow_step: WorkflowStep | None = None
+    writeback: DecisionWriteback | None = None  # decisions written back to Greenhouse / Gem

@@ -409,8 +409,25 @@ class SlackRenderer:
         if template == "status":
             text = STATUS_NOTES.get(str(payload.get("status")), f"Status: {payload.get('status')}")
             return {"text": text.replace("*", ""), "blocks": [section(text)]}
+        if template == "writeback_failed":
+            return build_writeback_failed(text=str(payload.get("text", "")), writeback_id=int(payload.get("writeback_id") or 0))
         text = str(payload.get("text", ""))
         return {"text": text, "blocks": [section(text)]}
+
+
+def build_writeback_failed(*, text: str, writeback_id: int) -> Message:
+    """The thread reply saying a decision did not reach the ATS: what failed, what to do, and Retry."""
+    return {
+        "text": text.replace("*", ""),
+        "blocks": [
+            section(text),
+            {
+                "type": "actions",
+                "block_id": f"writeback_{writeback_id}",
+                "elements": [button("Retry", ids.WRITEBACK_RETRY, str(writeback_id), style="primary")],
+            },
+        ],
+    }
 
 
 # -- modals -------------------------------------------------------------------------------------
@@ -477,7 +494,14 @@ def channel_select(block_id: str, action_id: str, label: str, *, initial: str | 
 
 
 def build_setup_modal(
-    *, has_key: bool, default_channel: str | None, validity_days: int, has_gem_key: bool = False, error: str | None = None
+    *,
+    has_key: bool,
+    default_channel: str | None,
+    validity_days: int,
+    has_gem_key: bool = False,
+    has_harvest: bool = False,
+    harvest_client_id: str | None = None,
+    error: str | None = None,
 ) -> dict[str, Any]:
     key_hint = (
         "A key is set and is never shown again. Leave this empty to keep it, or paste a new key to replace it."
@@ -511,6 +535,30 @@ def build_setup_modal(
             optional=True,
             max_length=300,
             hint=("A Gem key is set; paste a new one to replace it." if has_gem_key else "Optional, for Gem ATS intake."),
+        ),
+        text_input(
+            ids.HARVEST_ID_BLOCK,
+            ids.HARVEST_ID_INPUT,
+            "Greenhouse Harvest client ID",
+            optional=True,
+            initial=harvest_client_id,
+            max_length=200,
+            hint=(
+                "Optional: Advance and Reject are then written back to Greenhouse, as the person who clicks. "
+                "In Greenhouse: Configure → Dev Center → API Credentials → Harvest V3 (OAuth)."
+            ),
+        ),
+        text_input(
+            ids.HARVEST_SECRET_BLOCK,
+            ids.HARVEST_SECRET_INPUT,
+            "Greenhouse Harvest client secret",
+            optional=True,
+            max_length=300,
+            hint=(
+                "A secret is set and is never shown again. Leave this empty to keep it, or paste a new one with its client ID."
+                if has_harvest
+                else "The secret of that Harvest V3 credential. It is checked live and stored encrypted."
+            ),
         ),
     ]
     return _modal(ids.SETUP_VIEW, "iMocha setup", blocks)
@@ -692,7 +740,12 @@ HELP = (
 
 # Audit actions whose stored name does not read as a verb phrase after the actor. A failed re-attempt
 # is stored as "re-attempt" (bot/assessments.py's _action_failed).
-_HISTORY_WORDS = {"reattempt": "allowed a re-attempt", "re-attempt": "allowed a re-attempt"}
+_HISTORY_WORDS = {
+    "reattempt": "allowed a re-attempt",
+    "re-attempt": "allowed a re-attempt",
+    "writeback": "wrote the decision back to the ATS",
+    "writeback_retry": "retried writing the decision back to the ATS",
+}
 
 
 def history_words(action: str, detail: str | None = None) -> str:

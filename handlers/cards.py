@@ -1,5 +1,5 @@
 """Card buttons: Send (and its confirm modal), Retry, Cancel, Resend, Allow re-attempt, Mark reviewed, Show score,
-Advance, Reject and Undo."""
+Advance, Reject and Undo; and Retry on the thread reply of a decision the ATS did not take."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.assessments import ActionResult
-from bot.domain import AppStatus, Conflict, DomainError
+from bot.domain import AppStatus, Conflict, DomainError, NotAllowed
 from bot.services import Services
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
@@ -120,6 +120,31 @@ def register(app: App, services: Services) -> None:
             return
         message = blocks.build_score_ephemeral(view)
         respond(text=message["text"], blocks=message["blocks"], response_type="ephemeral", replace_original=False)
+
+    @app.action(ids.WRITEBACK_RETRY)
+    def retry_writeback(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        ack()
+        after_ack(services, "Retry write-back", lambda: writeback_again(body, action, context, respond))
+
+    def writeback_again(body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        row_id = parse.int_or_none(action.get("value")) or 0
+        try:
+            if services.writeback is None:
+                raise DomainError("Decisions are not written back to an ATS in this deployment.")
+            target = services.writeback.target_of(team, row_id)
+            view = services.assessments.view(team, target.application_id)
+            services.access.require_member(team, user)
+            # The owner answers for the card; admins fix what a failure asks for (credentials, scopes).
+            if user != view.owner_user_id and not services.access.is_admin(team, user):
+                owner = f"<@{view.owner_user_id}>" if view.owner_user_id else "the card's owner"
+                raise NotAllowed(f"Only {owner} or a workspace admin can retry writing this decision back.")
+            tell(services, team, user, f":arrows_counterclockwise: {services.writeback.retry(team, row_id, user)}", respond=respond)
+            services.writeback.deliver(application_id=target.application_id)
+        except Conflict as exc:
+            tell(services, team, user, f":information_source: {exc}", respond=respond)
+        except DomainError as exc:
+            tell(services, team, user, f":no_entry: {exc}", respond=respond)
 
     @app.action(ids.REPORT_LINK)
     def report_link(ack: Ack) -> None:
