@@ -239,12 +239,15 @@ def create_app(state: HarvestState) -> Starlette:
                 body = await request.json()
             except ValueError:
                 body = None
-        await slow(request.url.path)
         with gh.lock:
             raw = request.headers.get("authorization", "")
             found = gh.tokens.get(raw.removeprefix("Bearer ").strip()) if raw.startswith("Bearer ") else None
             sub = found[1] if found else None
             gh.calls.append(Call(request.method, request.url.path, dict(request.query_params), body, sub))
+        # Counted as it arrives, answered after the latency: a client killed meanwhile never hears that
+        # Greenhouse did the work (as when the bot is killed mid-call).
+        await slow(request.url.path)
+        with gh.lock:
             failed = fault(gh, request)
             if failed is not None:
                 return failed
