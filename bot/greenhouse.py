@@ -438,7 +438,8 @@ class HarvestClient:
     def _status_error(self, method: str, path: str, response: httpx.Response, retry_after: float | None) -> HarvestError:
         status = response.status_code
         message = _message(_body(response)) or f"HTTP {status} {response.reason_phrase}".strip()
-        log.warning("Greenhouse %s %s failed: HTTP %d: %s", method, path, status, message)
+        # The caller says what failed and what to do (one line per failure); this is the detail.
+        log.debug("Greenhouse %s %s failed: HTTP %d: %s", method, path, status, message)
         if 300 <= status < 400:
             return HarvestProtocolError(f"Greenhouse answered HTTP {status} (a redirect); check GREENHOUSE_HARVEST_URL")
         if status == 429:

@@ -6,6 +6,7 @@ the outbox's thread replies are read from its table.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -346,7 +347,7 @@ def test_greenhouse_failing_for_an_hour_is_given_up_visibly(world: World) -> Non
     ],
 )
 def test_an_error_asking_again_cannot_fix_fails_at_once_with_a_thread_reply_and_retry_writes_it_once_fixed(
-    sqlite_world: World, breakage: str, words: str
+    sqlite_world: World, breakage: str, words: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     world = sqlite_world
     gh_app = world.gh.add_application(world.job, "Assessment")
@@ -362,10 +363,14 @@ def test_an_error_asking_again_cannot_fix_fails_at_once_with_a_thread_reply_and_
     }
     breaks[breakage]()
 
-    world.decisions.advance(TEAM, app_id, RITA)
+    with caplog.at_level(logging.INFO):
+        world.decisions.advance(TEAM, app_id, RITA)
 
     [row] = world.rows()
     assert (row.outcome, row.attempts) == ("failed", 1) and world.gh.writes == []
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(("bot.writeback", "bot.greenhouse"))]
+    assert [(r.name, r.levelname) for r in failures] == [("bot.writeback", "ERROR")]  # one line per failure
+    assert words.split(" (")[0][:30] in failures[0].getMessage() and f"write-back #{row.id} failed" in failures[0].getMessage()
     [reply] = [r for r in world.replies() if r.get("template") == "writeback_failed"]
     assert words in reply["text"] and reply["writeback_id"] == row.id and "*Retry*" in reply["text"]
     with world.sf() as session:
