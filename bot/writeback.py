@@ -560,6 +560,7 @@ class DecisionWriteback:
         takes the note back (nothing was written); a lost answer keeps it for the next try's check."""
         self._note(job, posted=True, **payload)
         if not self._claims.holds(CLAIMS, job.id):
+            self._note(job, posted=False)  # recorded only if the row is still ours: nothing was sent
             raise _Lost()
         try:
             write()
@@ -625,6 +626,7 @@ class DecisionWriteback:
             author = self._gem_author(job.workspace_id, client, job.job_external_id, email) if self._gem_author else None
             self._note(job, posted=True)
             if not self._claims.holds(CLAIMS, job.id):
+                self._note(job, posted=False)  # recorded only if the row is still ours: nothing was sent
                 raise _Lost()
             client.add_note(job.external_candidate_id, body=gem_note_body(job, email), user_id=author, visibility="private")
         except gem.GemError as exc:
@@ -683,6 +685,9 @@ class DecisionWriteback:
                 )
                 .execution_options(synchronize_session=False)
             )
+            retried = bool(job.payload.get("round"))
+            if recorded.rowcount == 1 and retried:
+                self._thread(session, job, _retried_words(outcome, name, job.action))
             if recorded.rowcount == 1 and outcome == WRITTEN:
                 repos.audit(
                     session,
@@ -692,13 +697,11 @@ class DecisionWriteback:
                     application_id=job.application_id,
                     detail=f"{name}: {_ACTION_WORDS[job.action]}",
                 )
-                if job.payload.get("round"):
-                    self._thread(session, job, f":white_check_mark: Written back to {name} after the retry: {_ACTION_WORDS[job.action]}.")
         if recorded.rowcount != 1:
             log.error("decision write-back #%s was done, but another process had taken it over", job.id)
             return
         log.info("decision write-back #%s: %s %s of application %s %s", job.id, name, job.action, job.external_id, outcome)
-        if job.payload.get("round") and outcome == WRITTEN:
+        if job.payload.get("round"):
             self._slack(job.application_id)
 
     def _later(self, job: _Job, when: datetime, reason: str, *, attempts: int | None = None, count: bool = True) -> None:
@@ -795,6 +798,15 @@ def _state_words(outcome: str | None, name: str) -> str:
         NOT_NEEDED: "there was nothing to take back",
         None: "it is being written now",
     }.get(outcome, "it is not failed")
+
+
+def _retried_words(outcome: str, name: str, action: str) -> str:
+    """The thread reply that closes a Retry: written, or there was nothing left to write."""
+    if outcome == WRITTEN:
+        return f":white_check_mark: Written back to {name} after the retry: {_ACTION_WORDS[action]}."
+    if outcome == ALREADY:
+        return f":white_check_mark: Nothing to write after the retry: {name} already shows it."
+    return f":white_check_mark: Nothing to write after the retry: {name} has nothing to take back."
 
 
 def _reason(reasons: list[greenhouse.RejectionReason]) -> greenhouse.RejectionReason | None:
