@@ -32,6 +32,11 @@ Errors asking again cannot fix (401/403/404/422, no Greenhouse user with the cli
 that may be written) fail at once. A failed write-back is never silent: one log line, an audit entry,
 and a thread reply on the card saying what failed and what to do, with a **Retry** button for the
 card's owner and admins, which queues the row again.
+
+What is left: someone changing the application in Greenhouse in the moment between the bot's read and
+its write gets Greenhouse's refusal (a stale `from_stage_id`, "already rejected"), which shows as a
+failure, never as a double write. A row that had sent its write before a crash counts a move found
+on resumption as its own, even in the rare case a person made it meanwhile.
 """
 
 from __future__ import annotations
