@@ -34,6 +34,7 @@ from bot.digest import Digests
 from bot.events import EventDeliverer, build_deliverer
 from bot.gem import GemClient, GemClients
 from bot.gem_poller import WRITEBACK_CLAIMS, GemPoller
+from bot.greenhouse import HarvestClients
 from bot.home import HomeQueue
 from bot.imocha import ImochaClient
 from bot.intake import Intake
@@ -47,6 +48,8 @@ from bot.socket_mode import SocketModeLink
 from bot.web import FrontDoor, create_web_app
 from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
+from bot.writeback import CLAIMS as WRITEBACK_QUEUE
+from bot.writeback import DecisionWriteback
 from store import repos
 from store.db import make_engine, make_session_factory, ping
 
@@ -89,6 +92,7 @@ def build_runtime(
     clock: Callable[[], datetime] = system_clock,
     imocha_transport: httpx.BaseTransport | None = None,
     gem_transport: httpx.BaseTransport | None = None,
+    harvest_transport: httpx.BaseTransport | None = None,
     token_verification: bool = True,
     with_scheduler: bool = False,
     holder_id: str | None = None,
@@ -105,6 +109,9 @@ def build_runtime(
     gem_http = GemClient.build_http(settings.gem_base_url, transport=gem_transport)
     gem_secret = settings.gem_application_secret.get_secret_value() if settings.gem_application_secret else None
     gem_clients = GemClients(gem_http, application_secret=gem_secret, clock=clock)
+    harvest_clients, harvest_https = HarvestClients.build(
+        settings.greenhouse_harvest_url, settings.greenhouse_auth_url, transport=harvest_transport, clock=clock
+    )
 
     installation_store = None
     if settings.oauth_enabled:
@@ -156,7 +163,14 @@ def build_runtime(
         on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
         claims=claims,
     )
-    workspaces = Workspaces(session_factory=session_factory, box=box, imocha_factory=imocha_factory, gem_factory=gem_clients, clock=clock)
+    workspaces = Workspaces(
+        session_factory=session_factory,
+        box=box,
+        imocha_factory=imocha_factory,
+        gem_factory=gem_clients,
+        harvest_factory=harvest_clients,
+        clock=clock,
+    )
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
     plans = Plans(session_factory=session_factory, access=access)
     intake = Intake(
@@ -171,13 +185,36 @@ def build_runtime(
         access=access,
     )
     poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.deliver)
+    gem_poller = GemPoller(
+        session_factory,
+        workspaces,
+        gem_clients,
+        intake,
+        clock,
+        deliver=outbox.deliver,
+        user_by_email=gateway.user_by_email,
+        claims=claims,
+    )
+    # Decisions written back to Greenhouse (as the Greenhouse user with the clicker's Slack email) and Gem.
+    writeback = DecisionWriteback(
+        session_factory=session_factory,
+        workspaces=workspaces,
+        harvest_clients=harvest_clients,
+        gem_clients=gem_clients,
+        slack_email=lambda team, user: gateway.user(team, user).email,
+        clock=clock,
+        access=access,
+        deliver_slack=outbox.deliver,
+        gem_author=gem_poller.note_author,
+        claims=claims,
+    )
     services = Services(
         settings=settings,
         workspaces=workspaces,
         plans=plans,
         intake=intake,
         assessments=assessments,
-        decisions=Decisions(session_factory=session_factory, assessments=assessments, outbox=outbox, clock=clock),
+        decisions=Decisions(session_factory=session_factory, assessments=assessments, outbox=outbox, clock=clock, writeback=writeback),
         outbox=outbox,
         gateway=gateway,
         access=access,
@@ -189,6 +226,7 @@ def build_runtime(
         workflow_step=WorkflowStep(
             workspaces=workspaces, plans=plans, intake=intake, assessments=assessments, outbox=outbox, gateway=gateway
         ),
+        writeback=writeback,
     )
     callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
 
@@ -199,23 +237,15 @@ def build_runtime(
             workspaces.ensure(team)
 
     scheduler = None
-    gem_poller = GemPoller(
-        session_factory,
-        workspaces,
-        gem_clients,
-        services.intake,
-        clock,
-        deliver=outbox.deliver,
-        user_by_email=gateway.user_by_email,
-        claims=claims,
-    )
     claims.recover_with(OUTBOX_CLAIMS, outbox.deliver)
     claims.recover_with(WRITEBACK_CLAIMS, gem_poller.write_back)
+    claims.recover_with(WRITEBACK_QUEUE, writeback.run)
     events = None
     # Closed in reverse: the scheduler's jobs and the work pool finish, then the claims stop, then the engine.
     closers: list[Callable[[], Any]] = [
         http.close,
         gem_http.close,
+        *(client.close for client in harvest_https),
         engine.dispose,
         claims.stop,
         lambda: services.background.shutdown(wait=True),
@@ -374,6 +404,8 @@ def build_scheduler(
         "reminders": reminders.run,
         "outbox": services.outbox.deliver,
     }
+    if services.writeback is not None:
+        jobs["writeback"] = services.writeback.run
     if gem_poller is not None:
         jobs["gem"] = gem_poller.run
     if events is not None:

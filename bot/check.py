@@ -97,6 +97,7 @@ def _check_workspace_keys(settings: Settings, engine: Engine, box: SecretBox, li
     from bot.clock import system_clock
     from bot.crypto import SecretDecryptionError
     from bot.gem import GemAuthError, GemClient, GemClients, GemError
+    from bot.greenhouse import HarvestAuthError, HarvestClients, HarvestError
     from bot.imocha import ImochaClient
     from bot.workspaces import Workspaces
     from store.db import make_session_factory
@@ -104,11 +105,13 @@ def _check_workspace_keys(settings: Settings, engine: Engine, box: SecretBox, li
     http = ImochaClient.build_http(settings.imocha_base_url)
     gem_http = GemClient.build_http(settings.gem_base_url)
     gem_secret = settings.gem_application_secret.get_secret_value() if settings.gem_application_secret else None
+    harvest, harvest_https = HarvestClients.build(settings.greenhouse_harvest_url, settings.greenhouse_auth_url, clock=system_clock)
     workspaces = Workspaces(
         session_factory=make_session_factory(engine, system_clock),
         box=box,
         imocha_factory=lambda key: ImochaClient(http, key),
         gem_factory=GemClients(gem_http, application_secret=gem_secret),
+        harvest_factory=harvest,
         clock=system_clock,
     )
     try:
@@ -138,6 +141,19 @@ def _check_workspace_keys(settings: Settings, engine: Engine, box: SecretBox, li
                 line(False, f"Gem ATS key for {team}", "rejected by Gem: run /imocha setup again")
             except GemError as exc:
                 line(False, f"Gem ATS key for {team}", f"Gem unreachable ({exc.__class__.__name__})")
+            try:
+                credentials = workspaces.harvest_credentials(ws_id)
+                if credentials:
+                    workspaces.check_harvest(credentials)
+                    line(True, f"Greenhouse Harvest credentials for {team}", f"accepted at {settings.greenhouse_auth_url}")
+            except SecretDecryptionError as exc:
+                line(False, f"Greenhouse Harvest credentials for {team}", str(exc))
+            except HarvestAuthError:
+                line(False, f"Greenhouse Harvest credentials for {team}", "rejected by Greenhouse: run /imocha setup again")
+            except HarvestError as exc:
+                line(False, f"Greenhouse Harvest credentials for {team}", f"refused or unreachable: {exc.message}")
     finally:
         http.close()
         gem_http.close()
+        for client in harvest_https:
+            client.close()

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     gem_base_url: str = "https://api.gem.com"
+    # Greenhouse Harvest v3 and its OAuth token endpoint, for decisions written back (bot/greenhouse.py).
+    greenhouse_harvest_url: str = "https://harvest.greenhouse.io"
+    greenhouse_auth_url: str = "https://auth.greenhouse.io"
     # Only for a Gem partner integration, which sends an application secret with each customer's key.
     gem_application_secret: SecretStr | None = None
     # Signed outgoing events (bot/events.py): every state change POSTed here, signed with the secret.
@@ -95,7 +98,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return value
 
-    @field_validator("slack_api_url", "imocha_base_url", "gem_base_url")
+    @field_validator("slack_api_url", "imocha_base_url", "gem_base_url", "greenhouse_harvest_url", "greenhouse_auth_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value.strip())

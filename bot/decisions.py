@@ -6,7 +6,8 @@ second clicker is told who decided first. Undo is the reverse compare-and-set, o
 UNDO_DECISION of the decision. Each decision and undo writes an audit entry (so it reaches
 /imocha status and the outgoing events as `assessment.decided`), updates the card in place and adds
 one thread reply naming the actor. A card refresh is queued for the end of the undo window so the
-Undo button goes away by itself.
+Undo button goes away by itself. Where the application's ATS is connected (Greenhouse, Gem), the same
+transaction queues the decision's write-back, or an undo's cancellation or reverse (bot/writeback.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.assessments import ActionResult, Assessments, load_application, queue_note
 from bot.domain import DECIDABLE, UNDO_DECISION, Actor, AlreadyDecided, Conflict, Decision, NoteKind
 from bot.outbox import CARD, SlackOutbox
+from bot.writeback import DecisionWriteback, queue_decision, queue_undo
 from store import repos
 from store.models import Application, OutboxMessage
 
@@ -37,11 +39,13 @@ class Decisions:
         assessments: Assessments,
         outbox: SlackOutbox,
         clock: Callable[[], datetime],
+        writeback: DecisionWriteback | None = None,
     ):
         self._sf = session_factory
         self._assessments = assessments
         self._outbox = outbox
         self._clock = clock
+        self._writeback = writeback
 
     def advance(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
         return self.decide(team_id, application_id, actor, Decision.ADVANCE)
@@ -68,7 +72,7 @@ class Decisions:
             if not result.rowcount:
                 session.rollback()
                 return self._refused(team_id, application_id)
-            repos.audit(
+            entry = repos.audit(
                 session,
                 workspace_id=app.workspace_id,
                 actor=user_id,
@@ -77,11 +81,14 @@ class Decisions:
                 invitation_id=app.current_invitation_id,
                 detail=decision.value,
             )
+            session.flush()
+            queue_decision(session, app, audit_id=entry.id, decision=decision.value, actor=user_id)
             self._card(session, app, tag=f"decided-{decision.value}")
             self._card(session, app, tag="undo-closed", due=now + UNDO_DECISION + timedelta(seconds=1))
             queue_note(session, app, NoteKind.DECIDED, user_id, decision=decision.value, candidate=app.candidate.name)
         log.info("application %s: %s by %s", application_id, decision.past, user_id)
         self._outbox.deliver(application_id=application_id)
+        self._write_back(application_id)
         return ActionResult(True, f"{decision.past.capitalize()}.", self._assessments.view(team_id, application_id))
 
     def undo(self, team_id: str, application_id: int, actor: Actor) -> ActionResult:
@@ -104,7 +111,7 @@ class Decisions:
             if not result.rowcount:
                 session.rollback()
                 raise Conflict("Someone changed the decision a moment ago; look at the card again.")
-            repos.audit(
+            entry = repos.audit(
                 session,
                 workspace_id=app.workspace_id,
                 actor=user_id,
@@ -113,11 +120,19 @@ class Decisions:
                 invitation_id=app.current_invitation_id,
                 detail=previous,
             )
+            session.flush()
+            queue_undo(session, app, audit_id=entry.id, previous=previous, actor=user_id, now=now)
             self._card(session, app, tag="undone")
             queue_note(session, app, NoteKind.DECISION_UNDONE, user_id, decision=previous, candidate=app.candidate.name)
         log.info("application %s: decision %s undone by %s", application_id, previous, user_id)
         self._outbox.deliver(application_id=application_id)
+        self._write_back(application_id)
         return ActionResult(True, "Decision undone.", self._assessments.view(team_id, application_id))
+
+    def _write_back(self, application_id: int) -> None:
+        """Write the decision to the ATS now (after the card): the queue's job retries whatever fails."""
+        if self._writeback is not None:
+            self._writeback.deliver(application_id=application_id)
 
     def _refused(self, team_id: str, application_id: int) -> ActionResult:
         view = self._assessments.view(team_id, application_id)

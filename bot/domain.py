@@ -22,6 +22,7 @@ __all__ = [
     "NotFound",
     "NoteKind",
     "NothingToSend",
+    "OwnerOnly",
     "PlanView",
     "SectionView",
     "allowed_actions",
@@ -60,6 +61,14 @@ class NotFound(DomainError):
 
 class NotAllowed(DomainError):
     pass
+
+
+class OwnerOnly(NotAllowed):
+    """Only the card's owner (or an admin) may do this; `owner` is who that is, when known."""
+
+    def __init__(self, owner: str | None, what: str):
+        super().__init__(f"Only the card's owner or a workspace admin can {what}.")
+        self.owner, self.what = owner, what
 
 
 class Conflict(DomainError):

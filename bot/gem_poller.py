@@ -556,6 +556,17 @@ class GemPoller:
         """Notes this process still holds: outcomes are recorded by compare-and-set on the claim."""
         return (GemWriteback.claimed_by == self._claims.holder) & GemWriteback.done_at.is_(None)
 
+    def note_author(self, workspace_id: int, client: gem.GemClient, job_id: str, email: str | None = None) -> str | None:
+        """The Gem user a decision's note is attributed to: the active Gem user with `email` (the Slack
+        email of who decided), else the score note's author (below)."""
+        if email:
+            directory = self._directory(workspace_id, client, job_id if not job_id.startswith("name:") else None)
+            wanted = email.strip().lower()
+            for user in directory.users.values():
+                if not user.disabled and (user.email or "").strip().lower() == wanted:
+                    return user.id
+        return self._note_author(workspace_id, client, job_id)
+
     def _note_author(self, workspace_id: int, client: gem.GemClient, job_id: str) -> str | None:
         """The Gem user a note is attributed to: the job's first recruiter, else a site admin, else anyone
         active. Gem's note takes a `user_id`; whether it may be left out is not documented."""

@@ -42,6 +42,7 @@ class IntakeEvent:
     recruiter_email: str | None = None
     owner_user_id: str | None = None  # set for manual sends: the runner owns the card
     card_channel_id: str | None = None  # where the card goes instead of the plan's channel (the workflow step's input)
+    stage_id: str | None = None  # the ATS's id of the stage (Greenhouse: where a decision's Advance moves from)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ class Intake:
                 "source": event.source,
                 "stage_key": stage_key,
                 "stage_name": " ".join(event.stage_name.split()),
+                "external_stage_id": event.stage_id,
                 "candidate_id": candidate.id,
                 "job_id": job.id,
                 "plan_id": plan.id if plan else None,

@@ -1,4 +1,4 @@
-"""Background jobs (poller, sweep, reminders, Slack outbox, Gem, weekly digest): APScheduler 3 behind this one module."""
+"""Background jobs (poller, sweep, reminders, Slack outbox, Gem, weekly digest, ATS write-back): APScheduler 3 behind this one module."""
 
 from __future__ import annotations
 
@@ -26,15 +26,27 @@ OUTBOX = "slack.outbox"
 GEM = "gem.poll"
 EVENTS = "events.deliver"
 DIGEST = "digest.weekly"
-JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM, EVENTS, DIGEST)
+WRITEBACK = "ats.writeback"
+JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM, EVENTS, DIGEST, WRITEBACK)
 # The composition root may name jobs by their short names too.
-SHORT_NAMES = {"poll": POLL, "sweep": SWEEP, "reminders": REMINDERS, "outbox": OUTBOX, "gem": GEM, "events": EVENTS, "digest": DIGEST}
-# Jobs one replica at a time may run. The outbox needs no lease: each of its rows is claimed. Events
+SHORT_NAMES = {
+    "poll": POLL,
+    "sweep": SWEEP,
+    "reminders": REMINDERS,
+    "outbox": OUTBOX,
+    "gem": GEM,
+    "events": EVENTS,
+    "digest": DIGEST,
+    "writeback": WRITEBACK,
+}
+# Jobs one replica at a time may run. The outbox and the ATS write-back need no lease: each of their
+# rows is claimed. Events
 # take the lease so that one replica sends them, in order.
 SINGLETONS = frozenset({POLL, SWEEP, REMINDERS, GEM, EVENTS, DIGEST})
 
 OUTBOX_SECONDS = 5.0
 EVENTS_SECONDS = 5.0
+WRITEBACK_SECONDS = 10.0  # decisions are written at once; this job retries and resumes
 REMINDER_SECONDS = 3600.0  # hourly; the per-day dedupe keeps it to one reminder a day
 # Every 10 minutes: a digest goes out at most this long after Monday 09:00 in its workspace's zone (or
 # as soon as a replica is up, if none was then); the unique (plan, week) row keeps it to one a week.
@@ -57,6 +69,7 @@ def intervals(poll_seconds: float) -> dict[str, float]:
         GEM: max(MIN_GEM_SECONDS, poll_seconds),
         EVENTS: EVENTS_SECONDS,
         DIGEST: DIGEST_SECONDS,
+        WRITEBACK: WRITEBACK_SECONDS,
     }
 
 

@@ -18,6 +18,7 @@ from bot.poller import StatusPoller
 from bot.slack_gateway import SlackGateway
 from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
+from bot.writeback import DecisionWriteback
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,4 @@ class Services:
     background: Executor
     digests: Digests | None = None
     workflow_step: WorkflowStep | None = None
+    writeback: DecisionWriteback | None = None  # decisions written back to Greenhouse / Gem

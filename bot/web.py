@@ -118,6 +118,7 @@ def parse_ats_event(data: Any) -> tuple[IntakeEvent | None, list[str]]:
         job_id=_text(data, "job", "id"),
         job_name=str(required["job.name"]),
         stage_name=str(required["stage.name"]),
+        stage_id=_text(data, "stage", "id"),
         recruiter_email=recruiter,
     ), []
 
@@ -161,6 +162,7 @@ def parse_greenhouse(data: Any, team_id: str | None) -> tuple[IntakeEvent | None
         job_id=_text(job, "id"),
         job_name=str(_text(job, "name")),
         stage_name=str(_text(stage, "name")),
+        stage_id=_text(stage, "id"),
         recruiter_email=recruiter if recruiter and valid_email(recruiter) else None,
     ), []
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.crypto import SecretBox
 from bot.domain import DomainError
 from bot.gem import GemClient
+from bot.greenhouse import HarvestClient, HarvestCredentials
 from bot.imocha import ImochaClient, Test
 from store import repos
 from store.models import Workspace
@@ -47,6 +48,8 @@ class WorkspaceSettings:
     validity_days: int
     reminder_days: int
     key_set_by: str | None
+    has_harvest: bool = False  # Greenhouse Harvest credentials are stored (decisions are written back)
+    harvest_client_id: str | None = None  # not a secret: shown in the setup modal so the admin knows which
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class SetupInput:
     validity_days: int
     gem_api_key: str | None = None
     timezone: str | None = None  # the admin's zone; the first one saved is the workspace's (the digest's Monday 09:00)
+    harvest: HarvestCredentials | None = None  # None keeps the stored credentials
 
 
 class Workspaces:
@@ -66,6 +70,7 @@ class Workspaces:
         box: SecretBox,
         imocha_factory: Callable[[str], ImochaClient],
         gem_factory: Callable[[str], GemClient] | None = None,
+        harvest_factory: Callable[[HarvestCredentials], HarvestClient] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime],
     ):
@@ -73,6 +78,7 @@ class Workspaces:
         self._box = box
         self._imocha_factory = imocha_factory
         self._gem_factory = gem_factory
+        self._harvest_factory = harvest_factory
         self._monotonic = monotonic
         self._clock = clock
         self._tests: dict[str, tuple[float, list[Test]]] = {}  # team -> (fresh until, tests), kept when stale
@@ -90,6 +96,7 @@ class Workspaces:
             ws = repos.workspace_by_team(session, team_id)
             if ws is None:
                 return WorkspaceSettings(team_id, False, False, None, 7, 3, None)
+            harvest = self._harvest(ws.harvest_credentials_enc)
             return WorkspaceSettings(
                 team_id=team_id,
                 has_imocha_key=ws.imocha_key_enc is not None,
@@ -98,6 +105,8 @@ class Workspaces:
                 validity_days=ws.validity_days,
                 reminder_days=ws.reminder_days,
                 key_set_by=ws.imocha_key_set_by,
+                has_harvest=harvest is not None,
+                harvest_client_id=harvest.client_id if harvest else None,
             )
 
     def check_key(self, api_key: str) -> int:
@@ -110,6 +119,21 @@ class Workspaces:
             raise NotConfigured("Gem ATS intake is not available in this deployment.")
         self._gem_factory(api_key).check_key()
 
+    def check_harvest(self, credentials: HarvestCredentials) -> None:
+        """A live Harvest v3 token and user-list read; raises the client's HarvestAuthError or
+        HarvestForbiddenError when Greenhouse refuses the credentials or a scope is missing."""
+        if self._harvest_factory is None:
+            raise NotConfigured("Greenhouse write-back is not available in this deployment.")
+        self._harvest_factory(credentials).check()
+
+    def harvest_credentials(self, workspace_id: int) -> HarvestCredentials | None:
+        with self._sf() as session:
+            raw = session.scalar(select(Workspace.harvest_credentials_enc).where(Workspace.id == workspace_id))
+        return self._harvest(raw)
+
+    def _harvest(self, encrypted: str | None) -> HarvestCredentials | None:
+        return None if encrypted is None else HarvestCredentials.from_json(self._box.decrypt(encrypted))
+
     def save(self, team_id: str, user_id: str, data: SetupInput) -> None:
         """Store already-verified settings; the key is encrypted before it touches the database."""
         with self._sf.begin() as session:
@@ -121,6 +145,8 @@ class Workspaces:
                 ws.tests_cache = ws.tests_loaded_at = None  # the old key's tests
             if data.gem_api_key:
                 ws.gem_key_enc = self._box.encrypt(data.gem_api_key)
+            if data.harvest is not None:
+                ws.harvest_credentials_enc = self._box.encrypt(data.harvest.to_json())
             ws.default_channel_id = data.default_channel_id
             ws.validity_days = data.validity_days
             if data.timezone and not ws.timezone:
@@ -131,7 +157,16 @@ class Workspaces:
                 workspace_id=ws.id,
                 actor=user_id,
                 action="setup",
-                detail="iMocha key replaced" if data.api_key else "defaults changed",
+                detail=", ".join(
+                    part
+                    for part, changed in (
+                        ("iMocha key replaced", data.api_key),
+                        ("Gem key replaced", data.gem_api_key),
+                        ("Harvest credentials replaced", data.harvest),
+                    )
+                    if changed
+                )
+                or "defaults changed",
             )
         if data.api_key:
             self._forget_tests(team_id)

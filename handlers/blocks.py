@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from bot.domain import (
     InvitationView,
     NoteKind,
     NothingToSend,
+    OwnerOnly,
     PlanView,
     allowed_actions,
     normalise_key,
@@ -359,6 +360,10 @@ class SlackRenderer:
         return build_card(view)
 
     def render(self, template: str, view: ApplicationView | None, payload: dict[str, Any]) -> Message:
+        """A queued Slack write's message: a service's facts (`payload`) worded, with the application's view where needed."""
+        facts = _FACT_TEMPLATES.get(template)
+        if facts is not None:
+            return facts(payload)
         if view is None or template == "notice":
             text = str(payload.get("text", ""))
             return {"text": text, "blocks": [section(text)]}
@@ -370,20 +375,26 @@ class SlackRenderer:
             return build_link_dm(view, action=str(payload.get("action", "sent")), actor=payload.get("actor"))
         if template == "reminder":
             return build_reminder_dm(view, kind=str(payload.get("kind", "untouched")))
-        if template == "event":
-            text = event_note(payload)
-            return {"text": text, "blocks": [section(text)]}
-        if template == "send_failed":
-            text = (
-                f":warning: Assessment could not be sent to {esc(str(payload.get('candidate', '')))}: "
-                f"{esc(str(payload.get('reason', '')))}. Use *Retry* on the card."
-            )
-            return {"text": text, "blocks": [section(text)]}
         if template == "status":
             text = STATUS_NOTES.get(str(payload.get("status")), f"Status: {payload.get('status')}")
             return {"text": text.replace("*", ""), "blocks": [section(text)]}
-        text = str(payload.get("text", ""))
+        text = str(payload.get("text", ""))  # "note": rows queued before the services sent facts
         return {"text": text, "blocks": [section(text)]}
+
+
+def _text_message(words: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], Message]:
+    def message(payload: dict[str, Any]) -> Message:
+        text = words(payload)
+        return {"text": text, "blocks": [section(text)]}
+
+    return message
+
+
+def send_failed_notice(payload: dict[str, Any]) -> str:
+    return (
+        f":warning: Assessment could not be sent to {esc(str(payload.get('candidate', '')))}: "
+        f"{esc(str(payload.get('reason', '')))}. Use *Retry* on the card."
+    )
 
 
 ACTION_WORDS = {"sent": "sent", "resent": "resent", "reattempt": "allowed a re-attempt of"}
@@ -418,7 +429,55 @@ def describe(exc: DomainError) -> str:
         return f"Already {exc.decision.past} by <@{exc.by}>."
     if isinstance(exc, NothingToSend):
         return f"Nothing to send: {headline(exc.view)}."
+    if isinstance(exc, OwnerOnly):
+        return f"Only {f'<@{exc.owner}>' if exc.owner else 'the card’s owner'} or a workspace admin can {exc.what}."
     return str(exc)
+
+
+WRITEBACK_WORDS = {
+    "advance": "advanced",
+    "reject": "rejected",
+    "undo_advance": "undid the decision to advance",
+    "undo_reject": "undid the decision to reject",
+}
+
+
+def _with_actor(words: str, actor: str) -> str:
+    """bot/writeback.py's words, escaped, with the person who decided mentioned where they say {actor}."""
+    return esc(words).replace("{actor}", f"<@{actor}>")
+
+
+def writeback_retried_note(payload: dict[str, Any]) -> str:
+    """The thread reply that closes a Retry: written, or there was nothing left to write."""
+    target, outcome = esc(str(payload.get("target", "the ATS"))), payload.get("outcome")
+    if outcome == "written":
+        return f":white_check_mark: Written back to {target} after the retry: {WRITEBACK_WORDS.get(str(payload.get('action')), 'done')}."
+    if outcome == "already":
+        return f":white_check_mark: Nothing to write after the retry: {target} already shows it."
+    return f":white_check_mark: Nothing to write after the retry: {target} has nothing to take back."
+
+
+def build_writeback_failed(payload: dict[str, Any]) -> Message:
+    """The thread reply saying a decision did not reach the ATS: what failed, what to do, and Retry."""
+    writeback_id = int(payload.get("writeback_id") or 0)
+    actor = str(payload.get("actor", ""))
+    what = WRITEBACK_WORDS.get(str(payload.get("action")), str(payload.get("action")))
+    text = (
+        f":warning: *{esc(str(payload.get('target', 'The ATS')))} was not updated.* The bot could not write back that <@{actor}> {what} "
+        f"{esc(str(payload.get('candidate', '')))}: {_with_actor(str(payload.get('reason', '')), actor)}.\n"
+        f"{_with_actor(str(payload.get('hint', '')), actor)}"
+    )
+    return {
+        "text": text.replace("*", ""),
+        "blocks": [
+            section(text),
+            {
+                "type": "actions",
+                "block_id": f"writeback_{writeback_id}",
+                "elements": [button("Retry", ids.WRITEBACK_RETRY, str(writeback_id), style="primary")],
+            },
+        ],
+    }
 
 
 # -- modals -------------------------------------------------------------------------------------
@@ -485,7 +544,14 @@ def channel_select(block_id: str, action_id: str, label: str, *, initial: str | 
 
 
 def build_setup_modal(
-    *, has_key: bool, default_channel: str | None, validity_days: int, has_gem_key: bool = False, error: str | None = None
+    *,
+    has_key: bool,
+    default_channel: str | None,
+    validity_days: int,
+    has_gem_key: bool = False,
+    has_harvest: bool = False,
+    harvest_client_id: str | None = None,
+    error: str | None = None,
 ) -> dict[str, Any]:
     key_hint = (
         "A key is set and is never shown again. Leave this empty to keep it, or paste a new key to replace it."
@@ -519,6 +585,30 @@ def build_setup_modal(
             optional=True,
             max_length=300,
             hint=("A Gem key is set; paste a new one to replace it." if has_gem_key else "Optional, for Gem ATS intake."),
+        ),
+        text_input(
+            ids.HARVEST_ID_BLOCK,
+            ids.HARVEST_ID_INPUT,
+            "Greenhouse Harvest client ID",
+            optional=True,
+            initial=harvest_client_id,
+            max_length=200,
+            hint=(
+                "Optional: Advance and Reject are then written back to Greenhouse, as the person who clicks. "
+                "In Greenhouse: Configure → Dev Center → API Credentials → Harvest V3 (OAuth)."
+            ),
+        ),
+        text_input(
+            ids.HARVEST_SECRET_BLOCK,
+            ids.HARVEST_SECRET_INPUT,
+            "Greenhouse Harvest client secret",
+            optional=True,
+            max_length=300,
+            hint=(
+                "A secret is set and is never shown again. Leave this empty to keep it, or paste a new one with its client ID."
+                if has_harvest
+                else "The secret of that Harvest V3 credential. It is checked live and stored encrypted."
+            ),
         ),
     ]
     return _modal(ids.SETUP_VIEW, "iMocha setup", blocks)
@@ -700,7 +790,12 @@ HELP = (
 
 # Audit actions whose stored name does not read as a verb phrase after the actor. A failed re-attempt
 # is stored as "re-attempt" (bot/assessments.py's _action_failed).
-_HISTORY_WORDS = {"reattempt": "allowed a re-attempt", "re-attempt": "allowed a re-attempt"}
+_HISTORY_WORDS = {
+    "reattempt": "allowed a re-attempt",
+    "re-attempt": "allowed a re-attempt",
+    "writeback": "wrote the decision back to the ATS",
+    "writeback_retry": "retried writing the decision back to the ATS",
+}
 
 
 def history_words(action: str, detail: str | None = None) -> str:
@@ -806,3 +901,12 @@ def build_home(
         blocks.append(context(f"Showing the newest {shown} of {total} applications."))
         blocks.append({"type": "actions", "block_id": "home_more", "elements": [button("Show more", ids.HOME_MORE, str(page + 1))]})
     return {"type": "home", "blocks": blocks[:100]}
+
+
+# Templates worded from the payload's facts alone (no application view needed).
+_FACT_TEMPLATES: dict[str, Callable[[dict[str, Any]], Message]] = {
+    "event": _text_message(lambda payload: event_note(payload)),
+    "send_failed": _text_message(lambda payload: send_failed_notice(payload)),
+    "writeback_failed": lambda payload: build_writeback_failed(payload),
+    "writeback_retried": _text_message(lambda payload: writeback_retried_note(payload)),
+}

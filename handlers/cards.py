@@ -1,5 +1,5 @@
 """Card buttons: Send (and its confirm modal), Retry, Cancel, Resend, Allow re-attempt, Mark reviewed, Show score,
-Advance, Reject and Undo."""
+Advance, Reject and Undo; and Retry on the thread reply of a decision the ATS did not take."""
 
 from __future__ import annotations
 
@@ -108,6 +108,26 @@ def register(app: App, services: Services) -> None:
             return
         message = blocks.build_score_ephemeral(view)
         respond(text=message["text"], blocks=message["blocks"], response_type="ephemeral", replace_original=False)
+
+    @app.action(ids.WRITEBACK_RETRY)
+    def retry_writeback(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        ack()
+        after_ack(services, "Retry write-back", lambda: writeback_again(body, action, context, respond))
+
+    def writeback_again(body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        team, user = parse.team_id(body, context), parse.user_id(body)
+        row_id = parse.int_or_none(action.get("value")) or 0
+        try:
+            if services.writeback is None:
+                raise DomainError("Decisions are not written back to an ATS in this deployment.")
+            target = services.writeback.target_of(team, row_id)
+            said = services.writeback.retry(team, row_id, Actor(user))
+            tell(services, team, user, f":arrows_counterclockwise: {said}", respond=respond)
+            services.writeback.deliver(application_id=target.application_id)
+        except Conflict as exc:
+            tell(services, team, user, f":information_source: {blocks.describe(exc)}", respond=respond)
+        except DomainError as exc:
+            tell(services, team, user, f":no_entry: {blocks.describe(exc)}", respond=respond)
 
     @app.action(ids.REPORT_LINK)
     def report_link(ack: Ack) -> None:

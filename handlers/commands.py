@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import gem, imocha
+from bot import gem, greenhouse, imocha
 from bot.domain import Actor, DomainError
 from bot.intake import valid_email
 from bot.plans import PlanInput
@@ -58,6 +58,8 @@ def register(app: App, services: Services) -> None:
         team, user = parse.team_id(body, context), parse.user_id(body)
         key = parse.text(view, ids.KEY_BLOCK, ids.KEY_INPUT)
         gem_key = parse.text(view, ids.GEM_KEY_BLOCK, ids.GEM_KEY_INPUT)
+        harvest_id = parse.text(view, ids.HARVEST_ID_BLOCK, ids.HARVEST_ID_INPUT)
+        harvest_secret = parse.text(view, ids.HARVEST_SECRET_BLOCK, ids.HARVEST_SECRET_INPUT)
         raw_days = parse.value(view, ids.VALIDITY_BLOCK, ids.VALIDITY_INPUT)
         days = parse.int_or_none(raw_days) if raw_days not in (None, "") else 7
         current = services.workspaces.settings(team)
@@ -70,6 +72,8 @@ def register(app: App, services: Services) -> None:
             errors[ids.VALIDITY_BLOCK] = "Enter a whole number of days from 1 to 90."
         if gem_key and (len(gem_key) < 8 or any(c.isspace() for c in gem_key)):
             errors[ids.GEM_KEY_BLOCK] = "That doesn't look like a Gem API key."
+        harvest, harvest_errors = _harvest_input(harvest_id, harvest_secret, current)
+        errors.update(harvest_errors)
         if errors:
             ack(response_action="errors", errors=errors)
             return
@@ -80,7 +84,7 @@ def register(app: App, services: Services) -> None:
         after_ack(
             services,
             "the setup modal",
-            lambda: _finish_setup(services, client, view, team, user, current, key=key, gem_key=gem_key, days=days),
+            lambda: _finish_setup(services, client, view, team, user, current, key=key, gem_key=gem_key, days=days, harvest=harvest),
         )
 
     @app.view(ids.PLAN_VIEW)
@@ -230,14 +234,17 @@ def _finish_setup(
     key: str,
     gem_key: str,
     days: int | None,
+    harvest: greenhouse.HarvestCredentials | None = None,
 ) -> None:
-    """Check the keys with iMocha (and Gem), save, and show the outcome in the modal (after the ack)."""
+    """Check the keys with iMocha (and Gem, and Greenhouse), save, and show the outcome in the modal (after the ack)."""
     channel = parse.value(view, ids.DEFAULT_CHANNEL_BLOCK, ids.DEFAULT_CHANNEL_INPUT)
-    form = {
+    form: dict[str, Any] = {
         "has_key": current.has_imocha_key,
         "default_channel": channel,
         "validity_days": days or 7,
         "has_gem_key": current.has_gem_key,
+        "has_harvest": current.has_harvest,
+        "harvest_client_id": harvest.client_id if harvest else current.harvest_client_id,
     }
     tests: int | None = None
     if key:
@@ -270,6 +277,9 @@ def _finish_setup(
                 ),
             )
             return
+    # Greenhouse is checked last, and its refusal keeps the rest: the keys checked above are saved, and the
+    # form comes back with the error and everything else as entered.
+    harvest_error = _check_harvest(services, team, user, harvest) if harvest else None
     services.workspaces.save(
         team,
         user,
@@ -279,15 +289,64 @@ def _finish_setup(
             validity_days=days or 7,
             gem_api_key=gem_key or None,
             timezone=services.gateway.user(team, user).tz,
+            harvest=harvest if harvest_error is None else None,
         ),
     )
+    if harvest_error is not None:
+        saved = services.workspaces.settings(team)
+        form.update(has_key=saved.has_imocha_key, has_gem_key=saved.has_gem_key, has_harvest=saved.has_harvest)
+        error = f"{harvest_error} The other settings were saved; enter the Harvest credentials again, or leave them empty."
+        client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error=error))
+        return
     done = ":white_check_mark: *iMocha is connected.*" + (
         f" {tests} tests are available." if tests is not None else " Settings saved; the key is unchanged."
     )
     if gem_key:
         done += "\n:white_check_mark: *Gem is connected:* candidates entering a planned stage in Gem get a card."
+    if harvest:
+        done += (
+            "\n:white_check_mark: *Greenhouse is connected:* Advance and Reject on a Greenhouse candidate's card are "
+            "written back to Greenhouse, as the Greenhouse user with the clicker's email."
+        )
     done += "\nNext: `/imocha plan` binds a job's stage to a test."
     client.views_update(view_id=view["id"], view=blocks.build_message_modal("iMocha setup", done))
+
+
+def _harvest_input(client_id: str, secret: str, current: WorkspaceSettings) -> tuple[greenhouse.HarvestCredentials | None, dict[str, str]]:
+    """The Harvest credentials to check and save (None: keep what is stored), or the fields' errors.
+
+    The modal shows a stored client ID again, so an unchanged form sends the ID without the secret.
+    """
+    if not client_id and not secret:
+        return None, {}
+    if not client_id:
+        return None, {ids.HARVEST_ID_BLOCK: "Enter the client ID that goes with this secret."}
+    if any(c.isspace() for c in client_id) or len(client_id) < 4:
+        return None, {ids.HARVEST_ID_BLOCK: "That doesn't look like a Harvest client ID (no spaces)."}
+    if not secret:
+        if current.has_harvest and client_id == current.harvest_client_id:
+            return None, {}
+        return None, {ids.HARVEST_SECRET_BLOCK: "Paste the client secret of this Harvest credential."}
+    if any(c.isspace() for c in secret) or len(secret) < 8:
+        return None, {ids.HARVEST_SECRET_BLOCK: "That doesn't look like a Harvest client secret (no spaces, 8 characters or more)."}
+    return greenhouse.HarvestCredentials(client_id, secret), {}
+
+
+def _check_harvest(services: Services, team: str, user: str, harvest: greenhouse.HarvestCredentials) -> str | None:
+    """None when Greenhouse accepts the credentials; else what to tell the admin."""
+    try:
+        services.workspaces.check_harvest(harvest)
+    except greenhouse.HarvestAuthError:
+        log.info("workspace %s: setup by %s: Greenhouse rejected the Harvest credentials", team, user)
+        return "Greenhouse rejected this Harvest client ID and secret."
+    except greenhouse.HarvestForbiddenError as exc:
+        return (
+            f"Greenhouse accepted the Harvest credentials but refused to list users ({exc.message}): give the credential "
+            "the scopes in the README's “Decisions written back”."
+        )
+    except (greenhouse.HarvestError, DomainError) as exc:
+        return f"Greenhouse could not be reached ({exc.__class__.__name__}); the Harvest credentials were not saved. Try again."
+    return None
 
 
 def _guarded(services: Services, team: str, user: str, respond: Respond | None, fn: Any) -> None:
@@ -312,6 +371,8 @@ def _open_setup(services: Services, team: str, user: str, trigger_id: str, clien
             default_channel=current.default_channel_id,
             validity_days=current.validity_days,
             has_gem_key=current.has_gem_key,
+            has_harvest=current.has_harvest,
+            harvest_client_id=current.harvest_client_id,
         ),
     )
 

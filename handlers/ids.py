@@ -20,6 +20,7 @@ SHOW_SCORE = "show_score"
 ADVANCE = "advance_candidate"
 REJECT = "reject_candidate"
 UNDO_DECISION = "undo_decision"
+WRITEBACK_RETRY = "retry_writeback"  # on the thread reply that says a decision was not written back to the ATS
 REPORT_LINK = "open_report"
 TEST_LINK = "open_test_link"
 PLAN_EDIT = "plan_edit"
@@ -28,13 +29,15 @@ PLAN_NEW = "plan_new"
 HOME_MORE = "home_show_more"
 HOME_REFRESH = "home_refresh"
 
-CARD_ACTIONS = (SEND, RETRY, CANCEL, RESEND, REATTEMPT, REVIEWED, SHOW_SCORE, ADVANCE, REJECT, UNDO_DECISION)
+CARD_ACTIONS = (SEND, RETRY, CANCEL, RESEND, REATTEMPT, REVIEWED, SHOW_SCORE, ADVANCE, REJECT, UNDO_DECISION, WRITEBACK_RETRY)
 
 # input blocks (block_id) and their elements (action_id)
 KEY_BLOCK, KEY_INPUT = "api_key", "api_key_input"
 DEFAULT_CHANNEL_BLOCK, DEFAULT_CHANNEL_INPUT = "default_channel", "default_channel_input"
 VALIDITY_BLOCK, VALIDITY_INPUT = "validity_days", "validity_days_input"
 GEM_KEY_BLOCK, GEM_KEY_INPUT = "gem_key", "gem_key_input"
+HARVEST_ID_BLOCK, HARVEST_ID_INPUT = "harvest_client_id", "harvest_client_id_input"
+HARVEST_SECRET_BLOCK, HARVEST_SECRET_INPUT = "harvest_client_secret", "harvest_client_secret_input"
 JOB_BLOCK, JOB_INPUT = "job", "job_input"
 STAGE_BLOCK, STAGE_INPUT = "stage", "stage_input"
 TEST_BLOCK, TEST_INPUT = "test", "test_select"

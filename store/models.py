@@ -93,6 +93,8 @@ class Workspace(Base):
     imocha_key_set_by: Mapped[str | None] = mapped_column(String(32))
     imocha_key_set_at: Mapped[datetime | None]
     gem_key_enc: Mapped[str | None] = mapped_column(Text)
+    # Greenhouse Harvest v3 client credentials ({"client_id", "client_secret"} as JSON), Fernet-encrypted.
+    harvest_credentials_enc: Mapped[str | None] = mapped_column(Text)
     gem_stage_ids: Mapped[list[Any] | None]
     default_channel_id: Mapped[str | None] = mapped_column(String(32))
     validity_days: Mapped[int] = mapped_column(Integer, default=7, server_default=text("7"))
@@ -167,6 +169,8 @@ class Application(Base):
     source: Mapped[str] = mapped_column(String(20))  # ats | greenhouse | gem | manual
     stage_key: Mapped[str] = mapped_column(String(200))
     stage_name: Mapped[str] = mapped_column(String(200))
+    # The ATS's id of that stage when it sent one (Greenhouse: current_stage.id): where an Advance moves from.
+    external_stage_id: Mapped[str | None] = mapped_column(String(200))
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"))
@@ -408,6 +412,35 @@ class GemWriteback(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     done_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AtsWriteback(Base):
+    """A decision (or its undo) to write back to the application's ATS: Greenhouse via Harvest, Gem as a note.
+
+    One row per decision audit entry; an application's rows are written in id order (bot/writeback.py).
+    """
+
+    __tablename__ = "ats_writebacks"
+    __table_args__ = (Index("ix_ats_writebacks_pending", "done_at", "application_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audit_log.id", ondelete="CASCADE"), unique=True)
+    target: Mapped[str] = mapped_column(String(20))  # greenhouse | gem
+    action: Mapped[str] = mapped_column(String(20))  # advance | reject | undo_advance | undo_reject
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ats_writebacks.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(32))  # the Slack user who decided (or undid)
+    # What the write needs and learnt: from_stage_id, to_stage_id, posted (a write was sent), round.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # While claimed, next_attempt_at is the claim's expiry (renewed while it works; bot/claims.py).
+    next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    done_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))  # written | already | cancelled | not_needed | failed
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
 # slack_sdk's OAuth tables (multi-workspace installs: bot tokens, encrypted by bot/oauth.py, and the

@@ -133,18 +133,18 @@ def audit(
     application_id: int | None = None,
     invitation_id: int | None = None,
     detail: str | None = None,
-) -> None:
-    session.add(
-        AuditEntry(
-            workspace_id=workspace_id,
-            actor=actor,
-            action=action,
-            outcome=outcome,
-            application_id=application_id,
-            invitation_id=invitation_id,
-            detail=detail,
-        )
+) -> AuditEntry:
+    entry = AuditEntry(
+        workspace_id=workspace_id,
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        application_id=application_id,
+        invitation_id=invitation_id,
+        detail=detail,
     )
+    session.add(entry)
+    return entry
 
 
 def audit_many(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -304,7 +304,15 @@ def test_the_setup_modal_has_the_spec_labels_and_only_the_key_is_required() -> N
     view = b.build_setup_modal(has_key=False, default_channel=None, validity_days=7)
     assert_valid_view(view)
     inputs = _inputs(view)
-    assert list(inputs) == ["iMocha API key", "Default hiring channel", "Invitation valid for (days)", "Gem API key"]
+    # The spec's labels, then issue 15's optional Greenhouse Harvest credentials.
+    assert list(inputs) == [
+        "iMocha API key",
+        "Default hiring channel",
+        "Invitation valid for (days)",
+        "Gem API key",
+        "Greenhouse Harvest client ID",
+        "Greenhouse Harvest client secret",
+    ]
     assert not inputs["iMocha API key"].get("optional")
     assert all(inputs[label].get("optional") for label in list(inputs)[1:])
     assert inputs["Default hiring channel"]["element"]["type"] in ("conversations_select", "channels_select")
@@ -316,6 +324,11 @@ def test_the_setup_modal_has_the_spec_labels_and_only_the_key_is_required() -> N
     assert _inputs(again)["iMocha API key"]["optional"] is True
     assert "initial_value" not in _inputs(again)["iMocha API key"]["element"]
     assert "iMocha rejected this API key" in _text(again)
+    # stored Harvest credentials: the client ID is shown (it is no secret), the secret never is
+    harvest = _inputs(b.build_setup_modal(has_key=True, default_channel=None, validity_days=7, has_harvest=True, harvest_client_id="gh-1"))
+    assert harvest["Greenhouse Harvest client ID"]["element"]["initial_value"] == "gh-1"
+    assert "initial_value" not in harvest["Greenhouse Harvest client secret"]["element"]
+    assert "never shown again" in harvest["Greenhouse Harvest client secret"]["hint"]["text"]
 
 
 def test_the_plan_modal_has_the_spec_labels_and_fields() -> None:

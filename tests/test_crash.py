@@ -7,6 +7,7 @@ Slack and a fake iMocha made slow, so the kill lands while the call is in flight
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -33,10 +34,12 @@ from tests.botproc import clean_env as _env
 from tests.botproc import spawn_bot
 from tests.conftest import PG_URL
 from tests.fakes import slack_requests as sr
-from tests.fakes.imocha import FakeImocha, fake_imocha  # noqa: F401 (fixture)
+from tests.fakes.greenhouse import CLIENT_ID, CLIENT_SECRET, FakeHarvest, fake_harvest  # noqa: F401 (fixture)
+from tests.fakes.imocha import GOOD_KEY, FakeImocha, fake_imocha  # noqa: F401 (fixture)
 from tests.fakes.slack import FakeSlack, Message
 from tests.wiring.conftest import ADMIN, CHANNEL, RECRUITER, TEAM, ats_event, create_plan, setup_workspace
-from tests.wiring.helpers import app_id_of, complete, headline, submit_send
+from tests.wiring.helpers import app_id_of, click, complete, headline, submit_send
+from tests.wiring.test_greenhouse import GH_SECRET, SAMPLE, encode, signature
 
 TOKEN = "xoxb-crash-token"
 SECRET = "crash-signing-secret"
@@ -57,6 +60,9 @@ class ProcBot:
 
     def submit(self, user: str, callback_id: str, values: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
         return self.sender.submit(team_id=TEAM, user_id=user, callback_id=callback_id, values=values or {}, **kw)
+
+    def action(self, user: str, action_id: str, value: str, **kw: Any) -> httpx.Response:
+        return self.sender.action(team_id=TEAM, user_id=user, action_id=action_id, value=value, **kw)
 
     def ats(self, payload: dict[str, Any]) -> httpx.Response:
         import hashlib
@@ -109,7 +115,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
         admin.dispose()
 
 
-def start_bot(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, database: dict[str, str]) -> tuple[subprocess.Popen[str], ProcBot]:
+def start_bot(
+    tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, database: dict[str, str], extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], ProcBot]:
     env = {
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
@@ -119,6 +127,7 @@ def start_bot(tmp_path: Path, slack: FakeSlack, imocha: FakeImocha, database: di
         "ATS_WEBHOOK_SECRET": ATS_SECRET,
         "LOG_FORMAT": "json",
         **database,
+        **(extra or {}),
     }
     proc, url = spawn_bot(tmp_path, env)
     return proc, ProcBot(url, slack, imocha, sr.SlackSender(url, SECRET))
@@ -381,4 +390,103 @@ def test_after_a_sigkill_past_the_announcement_the_owners_dm_arrives_within_seco
         assert sum("completed" in t for t in texts) == 1, texts
     assert len(cards(slack)) == 2
     assert_nothing_posted_twice(slack)
+    assert slack.violations == []
+
+
+def writebacks(database: dict[str, str]) -> list[tuple[str, str | None, bool]]:
+    """(action, outcome, sent) of each decision write-back, read from the bot's database."""
+    engine = make_engine(database["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT action, outcome, payload FROM ats_writebacks ORDER BY id")).all()
+    finally:
+        engine.dispose()
+    return [(action, outcome, bool((json.loads(p) if isinstance(p, str) else p or {}).get("posted"))) for action, outcome, p in rows]
+
+
+def test_sigkill_between_a_decision_and_its_greenhouse_write_writes_it_once_after_the_restart(
+    tmp_path: Path,
+    slack: FakeSlack,
+    fake_imocha: FakeImocha,  # noqa: F811
+    fake_harvest: FakeHarvest,  # noqa: F811
+    database: dict[str, str],
+) -> None:
+    """Killed while reading Greenhouse before the move (1), and while the move back of an Undo is in flight
+    and lands in Greenhouse (2): after each restart the write is made once, never twice."""
+    gh = fake_harvest.state
+    gh.add_user("Rita Recruiter", "rita@example.com")
+    job = gh.add_job("Backend Engineer", ["Application Review", "iMocha assessment", "Onsite"])
+    gh_app = gh.add_application(job, "iMocha assessment")
+    extra = {
+        "GREENHOUSE_WEBHOOK_SECRET": GH_SECRET,
+        "GREENHOUSE_HARVEST_URL": fake_harvest.url,
+        "GREENHOUSE_AUTH_URL": fake_harvest.url,
+    }
+    move = f"/v3/applications/{gh_app}/move"
+    proc, bot = start_bot(tmp_path, slack, fake_imocha, database, extra)
+    try:
+        assert bot.command(ADMIN, "setup").status_code == 200
+        slack.wait_for_calls("views.open", 1)
+        view_id = list(slack.views)[-1]
+        fields = {
+            "api_key": {"api_key_input": sr.plain(GOOD_KEY)},
+            "default_channel": {"default_channel_input": sr.conversation(CHANNEL)},
+            "validity_days": {"validity_days_input": sr.number(7)},
+            "harvest_client_id": {"harvest_client_id_input": sr.plain(CLIENT_ID)},
+            "harvest_client_secret": {"harvest_client_secret_input": sr.plain(CLIENT_SECRET)},
+        }
+        assert bot.submit(ADMIN, "imocha_setup", fields, view_id=view_id).status_code == 200
+        slack.wait_for(lambda s: "Greenhouse is connected" in json.dumps(s.views[view_id]))
+        assert create_plan(bot).status_code == 200  # type: ignore[arg-type]
+        event = copy.deepcopy(SAMPLE)
+        application = event["payload"]["application"]
+        application["id"], application["jobs"][0]["name"] = gh_app, "Backend Engineer"
+        application["current_stage"].update(id=job["stage_ids"]["iMocha assessment"], name="iMocha assessment")
+        raw = encode(event)
+        r = httpx.post(f"{bot.url}/webhooks/greenhouse", content=raw, headers={"Signature": signature(raw)})
+        assert r.status_code == 200, r.text
+        wait(lambda: len(cards(slack)) == 1, 10, "the card was not posted")
+        app_id = app_id_of(cards(slack)[0])
+        assert submit_send(bot, app_id).status_code == 200  # type: ignore[arg-type]
+        wait(lambda: len(fake_imocha.state.invitations()) == 1, 10, "the bot never invited")
+        complete(bot, fake_imocha.state.invitations()[0].id)  # type: ignore[arg-type]
+        wait(lambda: "needs review" in headline(cards(slack)[0]), 10, "the card never said needs review")
+
+        # 1. Advance; killed while the bot reads the application from Greenhouse, before any write
+        gh.latency["/v3/applications"] = 0.8
+        click(bot, RECRUITER, "advance_candidate", app_id)  # type: ignore[arg-type]
+        wait(lambda: gh.count("GET", "/v3/applications") >= 1, 10, "the bot never read the application from Greenhouse")
+    finally:
+        sigkill(proc)
+        bot.sender.close()
+    gh.latency.clear()
+    assert gh.writes == [] and writebacks(database) == [("advance", None, False)]
+
+    proc, bot = start_bot(tmp_path, slack, fake_imocha, database, extra)
+    try:
+        wait(lambda: writebacks(database) == [("advance", "written", True)], 15, f"never written: {writebacks(database)}")
+        assert [w[0] for w in gh.writes] == ["move"] and gh.stage_name(gh_app) == "Onsite"
+
+        # 2. Undo; killed while its move back is in flight: Greenhouse makes it, the bot never hears
+        gh.latency[move] = 0.8
+        wait(lambda: "Undo" in json.dumps(cards(slack)[0].blocks), 10, "the card never offered Undo")
+        click(bot, RECRUITER, "undo_decision", app_id)  # type: ignore[arg-type]
+        wait(lambda: gh.count("POST", move) == 2, 10, "the move back was never sent")
+    finally:
+        sigkill(proc)
+        bot.sender.close()
+    wait(lambda: gh.stage_name(gh_app) == "iMocha assessment", 5, "the fake never finished the orphaned move")
+    gh.latency.clear()
+    assert writebacks(database)[-1] == ("undo_advance", None, True)
+
+    proc, bot = start_bot(tmp_path, slack, fake_imocha, database, extra)
+    try:
+        wait(lambda: writebacks(database)[-1] == ("undo_advance", "written", True), 15, f"never recorded: {writebacks(database)}")
+        time.sleep(0.5)  # a second write would show up now
+    finally:
+        err = sigterm(proc)
+        bot.sender.close()
+    assert "Traceback" not in err
+    assert gh.count("POST", move) == 2 and [w[0] for w in gh.writes] == ["move", "move"]
+    assert gh.stage_name(gh_app) == "iMocha assessment"
     assert slack.violations == []

@@ -14,11 +14,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from store.models import Application
+from store.models import Application, Workspace
 from tests.fakes import slack_requests as sr
-from tests.fakes.imocha import PYTHON_TEST_ID, FakeImocha
+from tests.fakes.greenhouse import CLIENT_ID, CLIENT_SECRET, FakeHarvest, fake_harvest  # noqa: F401 (fixture)
+from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha
 from tests.fakes.slack import FakeSlack
-from tests.wiring.conftest import CHANNEL, RECRUITER, TEAM, Bot, make_bot, setup_workspace
+from tests.wiring.conftest import ADMIN, CHANNEL, MEMBER, RECRUITER, TEAM, Bot, make_bot, setup_workspace
+from tests.wiring.helpers import app_id_of, buttons, card, cards, click, complete, replies, said_to, settle, submit_send, wait_headline
 
 GH_SECRET = "greenhouse-web-hook-secret-32-characters"
 
@@ -262,3 +264,129 @@ def test_the_route_answers_404_when_no_greenhouse_secret_is_set(sqlite_engine: E
         raw = encode(SAMPLE)
         assert deliver(bot, raw, signature(raw)).status_code == 404
         assert deliver(bot, encode(PING), signature(encode(PING))).status_code == 404
+
+
+# -- decisions written back to Greenhouse (Harvest v3) -------------------------------------------------
+
+
+@pytest.fixture
+def gh_world(engine: Engine, slack: FakeSlack, fake_imocha: FakeImocha, fake_harvest: FakeHarvest) -> Iterator[Bot]:  # noqa: F811
+    """A Greenhouse bot whose Harvest API is the fake, on SQLite and PostgreSQL."""
+    with running(
+        engine,
+        slack,
+        fake_imocha,
+        greenhouse_webhook_secret=GH_SECRET,
+        greenhouse_harvest_url=fake_harvest.url,
+        greenhouse_auth_url=fake_harvest.url,
+    ) as bot:
+        yield bot
+
+
+def submit_setup(bot: Bot, view_id: str, client_id: str | None, secret: str | None, *, key: str | None = GOOD_KEY) -> httpx.Response:
+    return bot.submit(
+        ADMIN,
+        "imocha_setup",
+        view_id=view_id,
+        values={
+            "api_key": {"api_key_input": sr.plain(key)},
+            "default_channel": {"default_channel_input": sr.conversation(CHANNEL)},
+            "validity_days": {"validity_days_input": sr.number(7)},
+            "gem_key": {"gem_key_input": sr.plain(None)},
+            "harvest_client_id": {"harvest_client_id_input": sr.plain(client_id)},
+            "harvest_client_secret": {"harvest_client_secret_input": sr.plain(secret)},
+        },
+    )
+
+
+def open_setup(bot: Bot) -> str:
+    before = len(bot.slack.views)
+    assert bot.command(ADMIN, "setup").status_code == 200
+    bot.slack.wait_for(lambda s: len(s.views) > before)
+    return list(bot.slack.views)[-1]
+
+
+def test_setup_checks_the_harvest_credentials_live_keeps_the_rest_when_refused_and_stores_them_encrypted(
+    gh_world: Bot,
+    fake_harvest: FakeHarvest,  # noqa: F811
+) -> None:
+    bot = gh_world
+    view_id = open_setup(bot)
+    half = submit_setup(bot, view_id, None, CLIENT_SECRET)  # a secret without its client ID: refused in the form
+    assert half.json()["errors"] == {"harvest_client_id": "Enter the client ID that goes with this secret."}
+
+    assert "Checking the key" in submit_setup(bot, view_id, CLIENT_ID, "not-the-secret").text
+    bot.slack.wait_for(lambda s: "Greenhouse rejected this Harvest client ID and secret" in json.dumps(s.views[view_id]))
+    settings = bot.runtime.services.workspaces.settings(TEAM)
+    assert settings.has_imocha_key and not settings.has_harvest  # the checked iMocha key was kept
+    form = json.dumps(bot.slack.views[view_id])
+    assert CLIENT_ID in form and "not-the-secret" not in form
+
+    submit_setup(bot, view_id, CLIENT_ID, CLIENT_SECRET, key=None)
+    bot.slack.wait_for(lambda s: "Greenhouse is connected" in json.dumps(s.views[view_id]))
+    assert bot.runtime.services.workspaces.settings(TEAM).harvest_client_id == CLIENT_ID
+    with bot.runtime.session_factory() as session:
+        stored = session.scalar(select(Workspace.harvest_credentials_enc).where(Workspace.team_id == TEAM))
+    assert stored and CLIENT_SECRET not in stored and CLIENT_ID not in stored
+    assert [c.body for c in fake_harvest.state.calls_to("POST", "/token")] == [{"grant_type": "client_credentials"}] * 2
+
+    # the form shows the stored client ID again; sent back unchanged with no secret, it keeps the credentials
+    view_id = open_setup(bot)
+    assert CLIENT_ID in json.dumps(bot.slack.views[view_id]) and CLIENT_SECRET not in json.dumps(bot.slack.views[view_id])
+    submit_setup(bot, view_id, CLIENT_ID, None, key=None)
+    bot.slack.wait_for(lambda s: "iMocha is connected" in json.dumps(s.views[view_id]))
+    assert bot.runtime.services.workspaces.settings(TEAM).has_harvest
+    assert fake_harvest.state.count("POST", "/token") == 2  # nothing new to check
+
+
+def test_from_a_greenhouse_event_to_advance_written_back_to_greenhouse_as_the_person_who_clicked(
+    gh_world: Bot,
+    fake_harvest: FakeHarvest,  # noqa: F811
+) -> None:
+    """The journey: Harvest connected at setup, a stage change, the card, Send, the completion, Advance by a
+    member Greenhouse does not know (a thread reply with Retry), then Retry by the card's owner once
+    Greenhouse knows her: the application moves to the next stage once, as her."""
+    bot, gh = gh_world, fake_harvest.state
+    view_id = open_setup(bot)
+    submit_setup(bot, view_id, CLIENT_ID, CLIENT_SECRET)
+    bot.slack.wait_for(lambda s: "Greenhouse is connected" in json.dumps(s.views[view_id]))
+    make_plan(bot)
+    job = gh.add_job("Designer", ["Application Review", "Assessment", "Face to Face"])
+    gh_app = gh.add_application(job, "Assessment")
+    alicia = gh.add_user("Alicia Flopple", "alicia.flopple.3128@example.com")
+    bot.slack.add_user("UALICIA", team_id=TEAM, email="alicia.flopple.3128@example.com")
+    bot.slack.add_member(CHANNEL, "UALICIA")
+    event = copy.deepcopy(SAMPLE)
+    event["payload"]["application"]["id"] = gh_app
+    event["payload"]["application"]["current_stage"]["id"] = job["stage_ids"]["Assessment"]
+    raw = encode(event)
+    assert deliver(bot, raw, signature(raw)).json() == {"status": "accepted", "application": str(gh_app)}
+    settle(bot, lambda: len(cards(bot)) == 1)
+    app_id = app_id_of(card(bot))
+    assert submit_send(bot, app_id).status_code == 200
+    wait_headline(bot, "Assessment sent")
+    complete(bot, bot.imocha.state.invitations()[0].id)
+    wait_headline(bot, "Assessment needs review")
+
+    click(bot, MEMBER, "advance_candidate", app_id)  # Mo: a channel member with no Greenhouse account
+    wait_headline(bot, "Advanced by")
+    settle(bot, lambda: any(m.blocks and "Greenhouse was not updated" in json.dumps(m.blocks) for m in replies(bot)))
+    [failure] = [m for m in replies(bot) if "Greenhouse was not updated" in json.dumps(m.blocks)]
+    assert "mo@example.com" in json.dumps(failure.blocks) and buttons(failure) == ["Retry"]
+    assert gh.writes == []
+
+    def retry(user: str, rid: str) -> None:
+        value = failure.blocks[-1]["elements"][0]["value"]  # type: ignore[index]
+        r = bot.action(user, "retry_writeback", value, channel_id=CHANNEL, message_ts=failure.ts, response_url=bot.slack.response_url(rid))
+        assert r.status_code == 200
+
+    retry(MEMBER, "mo-retry")  # neither the owner nor an admin
+    settle(bot, lambda: any("Only <@UALICIA> or a workspace admin" in t for t in said_to(bot, "mo-retry")))
+    gh.user_emails.append({"id": 1, "user_id": alicia, "email": "mo@example.com", "verified": True})  # as if Mo's address were hers
+    retry("UALICIA", "alicia-retry")
+    settle(bot, lambda: bool(gh.writes) and any("after the retry" in (m.text or "") for m in replies(bot)))
+    assert gh.writes == [("move", gh_app, alicia, {"from_stage_id": job["stage_ids"]["Assessment"]})]
+    assert gh.stage_name(gh_app) == "Face to Face"
+    retry("UALICIA", "again")
+    settle(bot, lambda: any("Nothing to retry" in t for t in said_to(bot, "again")))
+    assert len(gh.writes) == 1 and bot.slack.violations == []
