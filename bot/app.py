@@ -43,6 +43,7 @@ from bot.outbox import SlackOutbox
 from bot.plans import Plans
 from bot.poller import StatusPoller
 from bot.services import Services
+from bot.setup import WorkspaceSetup
 from bot.slack_gateway import SlackGateway
 from bot.socket_mode import SocketModeLink
 from bot.web import FrontDoor, create_web_app
@@ -211,6 +212,7 @@ def build_runtime(
     services = Services(
         settings=settings,
         workspaces=workspaces,
+        setup=WorkspaceSetup(workspaces=workspaces, access=access),
         plans=plans,
         intake=intake,
         assessments=assessments,

@@ -15,6 +15,7 @@ from bot.intake import Intake
 from bot.outbox import SlackOutbox
 from bot.plans import Plans
 from bot.poller import StatusPoller
+from bot.setup import WorkspaceSetup
 from bot.slack_gateway import SlackGateway
 from bot.workflow_step import WorkflowStep
 from bot.workspaces import Workspaces
@@ -27,6 +28,7 @@ class Services:
 
     settings: Settings
     workspaces: Workspaces
+    setup: WorkspaceSetup
     plans: Plans
     intake: Intake
     assessments: Assessments

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import gem, greenhouse, imocha
+from bot import greenhouse, imocha
 from bot.domain import Actor, DomainError
 from bot.intake import valid_email
 from bot.plans import PlanInput
 from bot.services import Services
+from bot.setup import SetupProblem
 from bot.workspaces import SetupInput, WorkspaceSettings
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
@@ -77,7 +79,7 @@ def register(app: App, services: Services) -> None:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        if not services.access.is_admin(team, user):
+        if not services.setup.allowed(team, Actor(user)):
             ack(response_action="errors", errors={ids.KEY_BLOCK: "Only Slack workspace admins and owners can change the iMocha setup."})
             return
         ack(response_action="update", view=blocks.build_message_modal("iMocha setup", ":hourglass_flowing_sand: Checking the key…"))
@@ -236,70 +238,33 @@ def _finish_setup(
     days: int | None,
     harvest: greenhouse.HarvestCredentials | None = None,
 ) -> None:
-    """Check the keys with iMocha (and Gem, and Greenhouse), save, and show the outcome in the modal (after the ack)."""
+    """Run the setup (bot/setup.py checks the keys live and saves) and show its outcome in the modal (after the ack)."""
     channel = parse.value(view, ids.DEFAULT_CHANNEL_BLOCK, ids.DEFAULT_CHANNEL_INPUT)
-    form: dict[str, Any] = {
-        "has_key": current.has_imocha_key,
-        "default_channel": channel,
-        "validity_days": days or 7,
-        "has_gem_key": current.has_gem_key,
-        "has_harvest": current.has_harvest,
-        "harvest_client_id": harvest.client_id if harvest else current.harvest_client_id,
-    }
-    tests: int | None = None
-    if key:
-        try:
-            tests = services.workspaces.check_key(key)
-        except imocha.AuthError:
-            client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error="iMocha rejected this API key"))
-            log.info("workspace %s: setup by %s refused: iMocha rejected the key", team, user)
-            return
-        except imocha.ImochaError as exc:
-            client.views_update(
-                view_id=view["id"],
-                view=blocks.build_setup_modal(
-                    **form, error=f"iMocha could not be reached ({exc.__class__.__name__}); nothing was saved. Try again."
-                ),
-            )
-            return
-    if gem_key:
-        try:
-            services.workspaces.check_gem_key(gem_key)
-        except gem.GemAuthError:
-            client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error="Gem rejected this API key"))
-            log.info("workspace %s: setup by %s refused: Gem rejected the key", team, user)
-            return
-        except (gem.GemError, DomainError) as exc:
-            client.views_update(
-                view_id=view["id"],
-                view=blocks.build_setup_modal(
-                    **form, error=f"Gem could not be reached ({exc.__class__.__name__}); nothing was saved. Try again."
-                ),
-            )
-            return
-    # Greenhouse is checked last, and its refusal keeps the rest: the keys checked above are saved, and the
-    # form comes back with the error and everything else as entered.
-    harvest_error = _check_harvest(services, team, user, harvest) if harvest else None
-    services.workspaces.save(
-        team,
-        user,
-        SetupInput(
-            api_key=key or None,
-            default_channel_id=channel,
-            validity_days=days or 7,
-            gem_api_key=gem_key or None,
-            timezone=services.gateway.user(team, user).tz,
-            harvest=harvest if harvest_error is None else None,
-        ),
+    data = SetupInput(
+        api_key=key or None,
+        default_channel_id=channel,
+        validity_days=days or 7,
+        gem_api_key=gem_key or None,
+        timezone=services.gateway.user(team, user).tz,
+        harvest=harvest,
     )
-    if harvest_error is not None:
-        saved = services.workspaces.settings(team)
-        form.update(has_key=saved.has_imocha_key, has_gem_key=saved.has_gem_key, has_harvest=saved.has_harvest)
-        error = f"{harvest_error} The other settings were saved; enter the Harvest credentials again, or leave them empty."
-        client.views_update(view_id=view["id"], view=blocks.build_setup_modal(**form, error=error))
+    outcome = services.setup.setup(team, Actor(user), data)
+    if outcome.problem is not None:
+        saved = services.workspaces.settings(team) if outcome.saved else current
+        form: dict[str, Any] = {
+            "has_key": saved.has_imocha_key,
+            "default_channel": channel,
+            "validity_days": days or 7,
+            "has_gem_key": saved.has_gem_key,
+            "has_harvest": saved.has_harvest,
+            "harvest_client_id": harvest.client_id if harvest else current.harvest_client_id,
+        }
+        client.views_update(
+            view_id=view["id"], view=blocks.build_setup_modal(**form, error=_SETUP_PROBLEMS[outcome.problem](outcome.detail))
+        )
         return
     done = ":white_check_mark: *iMocha is connected.*" + (
-        f" {tests} tests are available." if tests is not None else " Settings saved; the key is unchanged."
+        f" {outcome.tests} tests are available." if outcome.tests is not None else " Settings saved; the key is unchanged."
     )
     if gem_key:
         done += "\n:white_check_mark: *Gem is connected:* candidates entering a planned stage in Gem get a card."
@@ -310,6 +275,23 @@ def _finish_setup(
         )
     done += "\nNext: `/imocha plan` binds a job's stage to a test."
     client.views_update(view_id=view["id"], view=blocks.build_message_modal("iMocha setup", done))
+
+
+_KEPT = " The other settings were saved; enter the Harvest credentials again, or leave them empty."
+_SETUP_PROBLEMS: dict[SetupProblem, Callable[[str], str]] = {
+    SetupProblem.IMOCHA_REJECTED: lambda _detail: "iMocha rejected this API key",
+    SetupProblem.IMOCHA_UNREACHABLE: lambda kind: f"iMocha could not be reached ({kind}); nothing was saved. Try again.",
+    SetupProblem.GEM_REJECTED: lambda _detail: "Gem rejected this API key",
+    SetupProblem.GEM_UNREACHABLE: lambda kind: f"Gem could not be reached ({kind}); nothing was saved. Try again.",
+    SetupProblem.HARVEST_REJECTED: lambda _detail: "Greenhouse rejected this Harvest client ID and secret." + _KEPT,
+    SetupProblem.HARVEST_FORBIDDEN: lambda said: (
+        f"Greenhouse accepted the Harvest credentials but refused to list users ({said}): give the credential "
+        "the scopes in the README's “Decisions written back”." + _KEPT
+    ),
+    SetupProblem.HARVEST_UNREACHABLE: lambda kind: (
+        f"Greenhouse could not be reached ({kind}); the Harvest credentials were not saved. Try again." + _KEPT
+    ),
+}
 
 
 def _harvest_input(client_id: str, secret: str, current: WorkspaceSettings) -> tuple[greenhouse.HarvestCredentials | None, dict[str, str]]:
@@ -330,23 +312,6 @@ def _harvest_input(client_id: str, secret: str, current: WorkspaceSettings) -> t
     if any(c.isspace() for c in secret) or len(secret) < 8:
         return None, {ids.HARVEST_SECRET_BLOCK: "That doesn't look like a Harvest client secret (no spaces, 8 characters or more)."}
     return greenhouse.HarvestCredentials(client_id, secret), {}
-
-
-def _check_harvest(services: Services, team: str, user: str, harvest: greenhouse.HarvestCredentials) -> str | None:
-    """None when Greenhouse accepts the credentials; else what to tell the admin."""
-    try:
-        services.workspaces.check_harvest(harvest)
-    except greenhouse.HarvestAuthError:
-        log.info("workspace %s: setup by %s: Greenhouse rejected the Harvest credentials", team, user)
-        return "Greenhouse rejected this Harvest client ID and secret."
-    except greenhouse.HarvestForbiddenError as exc:
-        return (
-            f"Greenhouse accepted the Harvest credentials but refused to list users ({exc.message}): give the credential "
-            "the scopes in the README's “Decisions written back”."
-        )
-    except (greenhouse.HarvestError, DomainError) as exc:
-        return f"Greenhouse could not be reached ({exc.__class__.__name__}); the Harvest credentials were not saved. Try again."
-    return None
 
 
 def _guarded(services: Services, team: str, user: str, respond: Respond | None, fn: Any) -> None:
