@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,6 +86,9 @@ class Workspaces:
         self._failed: dict[str, tuple[float, Exception]] = {}  # team -> (retry after, error) with nothing cached
         self._generation: dict[str, int] = {}  # bumped when the key changes: a load started before is dropped
         self._loads_guard = threading.Lock()
+        # Test-list loads run here, at most one per team and a few at once: a burst of pickers across
+        # many workspaces queues its loads instead of starting a thread each.
+        self._loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tests")
 
     def ensure(self, team_id: str) -> int:
         with self._sf.begin() as session:
@@ -255,6 +258,7 @@ class Workspaces:
         not_done = wait(running, timeout=timeout).not_done
         if not_done:
             log.warning("shutting down with %d iMocha test-list load(s) still running after %.0f s", len(not_done), timeout)
+        self._loader.shutdown(wait=False, cancel_futures=True)
 
     def cached_tests(self, team_id: str) -> list[Test] | None:
         """The cached list even if stale, without calling iMocha (None when never loaded)."""
@@ -270,7 +274,7 @@ class Workspaces:
             future: Future[list[Test]] = Future()
             self._loads[team_id] = future
             generation = self._generation.get(team_id, 0)
-        threading.Thread(target=self._run_load, args=(team_id, future, generation), name=f"tests-{team_id}", daemon=True).start()
+        self._loader.submit(self._run_load, team_id, future, generation)
         return future
 
     def _run_load(self, team_id: str, future: Future[list[Test]], generation: int) -> None:
