@@ -33,7 +33,8 @@ from bot.decisions import Decisions
 from bot.digest import Digests
 from bot.events import EventDeliverer, build_deliverer
 from bot.gem import GemClient, GemClients
-from bot.gem_poller import WRITEBACK_CLAIMS, GemPoller
+from bot.gem_notes import WRITEBACK_CLAIMS
+from bot.gem_poller import GemPoller
 from bot.greenhouse import HarvestClients
 from bot.home import HomeQueue
 from bot.imocha import ImochaClient

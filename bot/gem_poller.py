@@ -22,20 +22,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import gem, metrics
-from bot.claims import ClaimKeeper, ClaimTable, claim_holder_id
+from bot.claims import ClaimKeeper, claim_holder_id
 from bot.domain import normalise_key
+from bot.gem_directory import GemDirectory
+from bot.gem_notes import GemScoreNotes, note_body
 from bot.intake import Intake, IntakeEvent, UnknownWorkspace, valid_email
 from bot.workspaces import Workspaces
 from store import repos
-from store.models import Application, GemApplication, GemWriteback, Invitation, Plan, Workspace
+from store.models import GemApplication, Plan, Workspace
 
 log = logging.getLogger("bot.gem")
 
@@ -46,20 +47,6 @@ PERMANENT = (gem.GemNotFoundError, gem.GemBadRequestError, gem.GemProtocolError)
 MAX_APPLICATION_FAILURES = 5
 AUTH_RETRY = timedelta(minutes=15)  # a refused key is tried again this often (or as soon as it is replaced)
 DEFAULT_RETRY_AFTER = timedelta(seconds=60)
-DIRECTORY_TTL = timedelta(minutes=15)  # jobs (hiring teams) and users change rarely
-DIRECTORY_MISS_TTL = timedelta(minutes=1)  # an unknown job id reloads the directory, at most this often
-
-WRITEBACK_MAX_ATTEMPTS = 24  # with the backoff below, about a day of retries
-WRITEBACK_BACKOFF = timedelta(minutes=1)
-WRITEBACK_MAX_BACKOFF = timedelta(hours=1)
-# While a note is claimed its next_attempt_at is the claim's expiry.
-WRITEBACK_CLAIMS = ClaimTable(
-    "gem_writebacks",
-    GemWriteback,
-    GemWriteback.claimed_by,
-    GemWriteback.next_attempt_at,
-    GemWriteback.done_at.is_(None) & (GemWriteback.attempts < WRITEBACK_MAX_ATTEMPTS),
-)
 
 
 @dataclass
@@ -92,15 +79,6 @@ class _Target:
     stage_name: str
 
 
-@dataclass
-class _Directory:
-    """A workspace's Gem jobs (for hiring teams) and users (for emails), cached a while."""
-
-    loaded_at: datetime
-    jobs: dict[str, gem.Job] = field(default_factory=dict)
-    users: dict[str, gem.User] = field(default_factory=dict)
-
-
 class GemPoller:
     def __init__(
         self,
@@ -130,12 +108,29 @@ class GemPoller:
         self._overlap = overlap
         self._full_scan_every = full_scan_every
         self._max_workers = max(1, max_workers)
-        self._visibility = note_visibility
-        self._writeback_batch = writeback_batch
-        self._not_before: dict[int, datetime] = {}  # per workspace, after a 429
+        self._not_before: dict[int, datetime] = {}  # per workspace, after a 429 (the notes wait for it too)
         self._refused: dict[int, tuple[str, datetime]] = {}  # per workspace: refused key, next try
         self._failures: dict[tuple[int, str], int] = {}  # (workspace, application): failed cycles
-        self._directories: dict[int, _Directory] = {}
+        self.directory = GemDirectory(clock, user_by_email)
+        self.notes = GemScoreNotes(
+            session_factory,
+            workspaces,
+            clients,
+            self.directory,
+            clock,
+            self._claims,
+            note_visibility=note_visibility,
+            batch=writeback_batch,
+            not_before=self._not_before,
+        )
+
+    def write_back(self) -> int:
+        """The score notes due now (bot/gem_notes.py); claim recovery and tests call it here."""
+        return self.notes.write_back()
+
+    def note_author(self, workspace_id: int, client: gem.GemClient, job_id: str, email: str | None = None) -> str | None:
+        """The Gem user a decision's note is attributed to (bot/gem_directory.py)."""
+        return self.directory.note_author(workspace_id, client, job_id, email)
 
     # -- the scheduler's entry point ---------------------------------------------------------------
 
@@ -144,7 +139,7 @@ class GemPoller:
         try:
             self.poll_all()
         finally:
-            self.write_back()  # results reach Gem even while polling fails
+            self.notes.write_back()  # results reach Gem even while polling fails
 
     # -- polling -----------------------------------------------------------------------------------
 
@@ -360,7 +355,7 @@ class GemPoller:
             # Gem's (application, stage) is the delivery: the same move seen twice is one card.
             delivery_id=f"{app.id}:{app.stage.id if app.stage else ''}"[:200],
             candidate_id=app.candidate_id,
-            recruiter_email=self._recruiter_email(workspace_id, team_id, client, target.job.id),
+            recruiter_email=self.directory.recruiter_email(workspace_id, team_id, client, target.job.id),
         )
         result = self._intake.receive(event)
         if not result.accepted:
@@ -375,45 +370,6 @@ class GemPoller:
         return result.created
 
     # -- recruiters --------------------------------------------------------------------------------
-
-    def _recruiter_email(self, workspace_id: int, team_id: str, client: gem.GemClient, job_id: str) -> str | None:
-        """The email of the job's first recruiter (then coordinator) who is a member of the Slack workspace,
-        else of the first who has one; None when the job has no hiring team."""
-        directory = self._directory(workspace_id, client, job_id)
-        job = directory.jobs.get(job_id)
-        if job is None:
-            return None
-        emails = [
-            user.email
-            for user in (directory.users.get(uid) for uid in (*job.recruiter_ids, *job.coordinator_ids))
-            if user is not None and user.email and not user.disabled
-        ]
-        if not emails:
-            return None
-        if self._user_by_email is not None:
-            for email in emails:
-                try:
-                    if self._user_by_email(team_id, email):
-                        return email
-                except Exception as exc:  # Slack being down must not stop the intake: the plan's author owns the card
-                    log.info("Slack lookup of a Gem recruiter failed (%s)", exc.__class__.__name__)
-                    break
-        return emails[0]
-
-    def _directory(self, workspace_id: int, client: gem.GemClient, job_id: str | None = None) -> _Directory:
-        now = self._clock()
-        directory = self._directories.get(workspace_id)
-        stale = directory is None or now - directory.loaded_at >= DIRECTORY_TTL
-        if not stale and directory is not None and job_id is not None and job_id not in directory.jobs:
-            stale = now - directory.loaded_at >= DIRECTORY_MISS_TTL  # a job created since the last read
-        if stale or directory is None:
-            directory = _Directory(
-                loaded_at=now,
-                jobs={job.id: job for job in client.jobs()},
-                users={user.id: user for user in client.users()},
-            )
-            self._directories[workspace_id] = directory
-        return directory
 
     # -- stored stages -----------------------------------------------------------------------------
 
@@ -448,168 +404,6 @@ class GemPoller:
                     )
 
     # -- write-back --------------------------------------------------------------------------------
-
-    def write_back(self) -> int:
-        """Add a note to the Gem candidate of each completed assessment that is due; returns notes written.
-
-        Runs in the background job only, so Gem being slow or down never delays anything in Slack.
-        """
-        now = self._clock()
-        with self._sf() as session:
-            due = list(
-                session.scalars(
-                    select(GemWriteback.id)
-                    .where(
-                        GemWriteback.done_at.is_(None),
-                        GemWriteback.attempts < WRITEBACK_MAX_ATTEMPTS,
-                        GemWriteback.next_attempt_at <= now,
-                    )
-                    .order_by(GemWriteback.next_attempt_at, GemWriteback.id)
-                    .limit(self._writeback_batch)
-                )
-            )
-        written = 0
-        for row_id in due:
-            try:
-                written += int(self._write_one(row_id, now))
-            except Exception:  # one row's surprise must not stop the others; its claim lapses and it comes back
-                log.exception("Gem note %s failed unexpectedly", row_id)
-        return written
-
-    def _write_one(self, row_id: int, now: datetime) -> bool:
-        since = self._claims.mark()
-        claimed_at = self._clock()  # not the cycle's start: the claim must last from now
-        with self._sf.begin() as session:
-            claimed: Any = session.execute(
-                update(GemWriteback)
-                .where(GemWriteback.id == row_id, GemWriteback.done_at.is_(None), GemWriteback.next_attempt_at <= claimed_at)
-                .values(next_attempt_at=self._claims.expiry(claimed_at), claimed_by=self._claims.holder)
-                .execution_options(synchronize_session=False)
-            )
-            if claimed.rowcount != 1:
-                return False  # another run took it
-            wb = session.get(GemWriteback, row_id)
-            app = session.get(Application, wb.application_id) if wb else None
-            inv = session.get(Invitation, wb.invitation_id) if wb else None
-            if wb is None or app is None or inv is None:
-                return False
-            workspace_id, attempts = wb.workspace_id, wb.attempts
-            candidate_id, job_id = app.external_candidate_id, app.job.external_id
-            body = note_body(app, inv)
-        if not self._claims.take(WRITEBACK_CLAIMS, [row_id], since):
-            return False  # this process is writing it already (on another thread)
-        try:
-            return self._write_claimed(row_id, now, workspace_id, attempts, candidate_id, job_id, body)
-        finally:
-            self._claims.release(WRITEBACK_CLAIMS, row_id)
-
-    def _write_claimed(
-        self, row_id: int, now: datetime, workspace_id: int, attempts: int, candidate_id: str | None, job_id: str, body: str
-    ) -> bool:
-        if not candidate_id:
-            self._writeback_failed(row_id, now, attempts, "the application has no Gem candidate id", permanent=True)
-            return False
-        not_before = self._not_before.get(workspace_id)
-        if not_before is not None and now < not_before:
-            self._writeback_later(row_id, not_before, "waiting for Gem's rate limit")
-            return False
-        key = self._workspaces.gem_key(workspace_id)
-        if key is None:
-            self._writeback_failed(row_id, now, attempts, "the workspace has no Gem key")
-            return False
-        client = self._clients(key)
-        try:
-            author = self._note_author(workspace_id, client, job_id)
-            if not self._claims.holds(WRITEBACK_CLAIMS, row_id):
-                log.warning("Gem note %s left unwritten: this process's claim on it may have lapsed", row_id)
-                return False
-            client.add_note(candidate_id, body=body, user_id=author, visibility=self._visibility)
-        except gem.GemRateLimitError as exc:
-            wait = timedelta(seconds=exc.retry_after) if exc.retry_after else DEFAULT_RETRY_AFTER
-            self._not_before[workspace_id] = now + wait
-            self._writeback_later(row_id, now + wait, f"HTTP 429: {exc.message}")
-            log.warning("Gem note %s postponed %ds: Gem is rate-limiting the key (HTTP 429)", row_id, wait.total_seconds())
-            return False
-        except PERMANENT as exc:
-            self._writeback_failed(row_id, now, attempts, f"{exc.__class__.__name__}: {exc.message}", permanent=True)
-            return False
-        except gem.GemAuthError as exc:
-            error = f"Gem refused the workspace's API key (HTTP {exc.status_code}); an admin can paste a new one in /imocha setup"
-            self._writeback_failed(row_id, now, attempts, error)
-            return False
-        except gem.GemError as exc:
-            self._writeback_failed(row_id, now, attempts, f"{exc.__class__.__name__}: {exc.message}")
-            return False
-        with self._sf.begin() as session:
-            recorded: Any = session.execute(
-                update(GemWriteback)
-                .where(GemWriteback.id == row_id, self._mine())
-                .values(done_at=now, attempts=attempts + 1, last_error=None, claimed_by=None)
-                .execution_options(synchronize_session=False)
-            )
-        if recorded.rowcount != 1:
-            log.error("Gem note %s was written, but another process had taken it over: the candidate may get it twice", row_id)
-        log.info("Gem note written for candidate %s (invitation row %s)", candidate_id, row_id)
-        return True
-
-    def _mine(self) -> Any:
-        """Notes this process still holds: outcomes are recorded by compare-and-set on the claim."""
-        return (GemWriteback.claimed_by == self._claims.holder) & GemWriteback.done_at.is_(None)
-
-    def note_author(self, workspace_id: int, client: gem.GemClient, job_id: str, email: str | None = None) -> str | None:
-        """The Gem user a decision's note is attributed to: the active Gem user with `email` (the Slack
-        email of who decided), else the score note's author (below)."""
-        if email:
-            directory = self._directory(workspace_id, client, job_id if not job_id.startswith("name:") else None)
-            wanted = email.strip().lower()
-            for user in directory.users.values():
-                if not user.disabled and (user.email or "").strip().lower() == wanted:
-                    return user.id
-        return self._note_author(workspace_id, client, job_id)
-
-    def _note_author(self, workspace_id: int, client: gem.GemClient, job_id: str) -> str | None:
-        """The Gem user a note is attributed to: the job's first recruiter, else a site admin, else anyone
-        active. Gem's note takes a `user_id`; whether it may be left out is not documented."""
-        directory = self._directory(workspace_id, client, job_id if not job_id.startswith("name:") else None)
-        job = directory.jobs.get(job_id)
-        active = [u for u in directory.users.values() if not u.disabled]
-        for uid in (*(job.recruiter_ids if job else ()), *(job.coordinator_ids if job else ())):
-            user = directory.users.get(uid)
-            if user is not None and not user.disabled:
-                return user.id
-        admins = [u for u in active if u.site_admin]
-        return (admins or active)[0].id if (admins or active) else None
-
-    def _writeback_later(self, row_id: int, when: datetime, error: str) -> None:
-        with self._sf.begin() as session:
-            session.execute(
-                update(GemWriteback)
-                .where(GemWriteback.id == row_id, self._mine())
-                .values(next_attempt_at=when, last_error=error[:1000], claimed_by=None)
-                .execution_options(synchronize_session=False)
-            )
-
-    def _writeback_failed(self, row_id: int, now: datetime, attempts: int, error: str, *, permanent: bool = False) -> None:
-        attempts = WRITEBACK_MAX_ATTEMPTS if permanent else attempts + 1
-        delay = min(WRITEBACK_MAX_BACKOFF, WRITEBACK_BACKOFF * 2 ** max(0, attempts - 1))
-        with self._sf.begin() as session:
-            session.execute(
-                update(GemWriteback)
-                .where(GemWriteback.id == row_id, self._mine())
-                .values(attempts=attempts, next_attempt_at=now + delay, last_error=error[:1000], claimed_by=None)
-                .execution_options(synchronize_session=False)
-            )
-        if attempts >= WRITEBACK_MAX_ATTEMPTS:
-            log.error("Gem note %s given up after %d attempt(s): %s", row_id, attempts if not permanent else 1, error)
-        else:
-            log.warning(
-                "Gem note %s failed (%s); attempt %d/%d, next in %ds",
-                row_id,
-                error,
-                attempts,
-                WRITEBACK_MAX_ATTEMPTS,
-                delay.total_seconds(),
-            )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -654,31 +448,6 @@ def _usable_email(addresses: Iterable[str]) -> str | None:
         if valid_email(address.strip()):
             return address.strip()
     return None
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def note_body(app: Application, inv: Invitation) -> str:
-    """The plain-text note for the candidate's Gem activity feed: test, score, pass/fail, report."""
-    finished = "terminated" if inv.status == "terminated" else "completed"
-    attempt = f" (attempt {inv.attempt})" if inv.attempt > 1 else ""
-    lines = [f"iMocha assessment {finished}: {inv.test_name}{attempt}"]
-    if inv.candidate_points is not None and inv.total_points is not None:
-        pct = inv.percentage if inv.percentage is not None else (100 * inv.candidate_points / inv.total_points if inv.total_points else 0)
-        lines.append(f"Score: {_number(inv.candidate_points)} / {_number(inv.total_points)} points ({_number(pct)}%)")
-    elif inv.percentage is not None:
-        lines.append(f"Score: {_number(inv.percentage)}%")
-    if inv.percentage is not None and app.pass_mark is not None:
-        verdict = "Passed" if inv.percentage >= app.pass_mark else "Below pass mark"
-        lines.append(f"Result: {verdict} (pass mark {app.pass_mark}%)")
-    if inv.performance_category:
-        lines.append(f"Performance category: {inv.performance_category}")
-    if inv.report_url:
-        lines.append(f"iMocha report: {inv.report_url}")
-    lines.append(f"Job: {app.job.name}. Posted by the iMocha Slack bot (iMocha invitation {inv.imocha_id}).")
-    return "\n".join(lines)[: gem.NOTE_MAX_CHARS]
 
 
 __all__ = ["GemPollStats", "GemPoller", "note_body"]

@@ -22,7 +22,8 @@ from bot.claims import ClaimKeeper
 from bot.crypto import SecretBox
 from bot.domain import normalise_key
 from bot.gem import GemClient, GemClients, RateLimiter, RetryPolicy
-from bot.gem_poller import WRITEBACK_CLAIMS, WRITEBACK_MAX_ATTEMPTS, GemPoller
+from bot.gem_notes import WRITEBACK_CLAIMS, WRITEBACK_MAX_ATTEMPTS
+from bot.gem_poller import GemPoller
 from bot.imocha import Report, Status
 from bot.intake import Intake
 from bot.workspaces import Workspaces
@@ -673,7 +674,7 @@ def test_a_note_whose_claim_lapsed_while_its_holder_was_slow_is_left_to_the_new_
             return author
 
         monkeypatch.setattr(claims, "_renew", lambda: None)  # this process cannot renew
-        monkeypatch.setattr(world.poller, "_note_author", stalled)
+        monkeypatch.setattr(world.poller.directory, "score_note_author", stalled)
         assert world.poller.write_back() == 0
         assert world.gem.notes == []  # A did not write it: B holds it now
         with world.sf() as session:
