@@ -9,7 +9,7 @@ behind them may move.
 """
 
 from bot.imocha.callbacks import parse_callback
-from bot.imocha.client import ImochaClient, RetryPolicy, retry_after_seconds
+from bot.imocha.client import ImochaClient
 from bot.imocha.errors import (
     AuthError,
     BadRequestError,
@@ -34,6 +34,7 @@ from bot.imocha.values import (
     TestDetail,
     TestSection,
 )
+from bot.vendors.http import RetryPolicy, retry_after_seconds
 
 __all__ = [
     "Attempt",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+from bot.vendors.http import Failure
 
 
 class ImochaError(Exception):
@@ -64,13 +64,22 @@ class ImochaProtocolError(ImochaError):
 # ----------------------------------------------------------------------------- error bodies
 
 
-def error_body(response: httpx.Response) -> object:
-    if not response.content.strip():
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
+def status_error(failure: Failure) -> ImochaStatusError:
+    """The exception for a non-2xx answer (given to the vendor HTTP base as iMocha's `status_error`)."""
+    status, message, body = failure.status_code, failure.message, failure.body
+    if status == 429:
+        return RateLimitError(status, message, body, retry_after=failure.retry_after)
+    if status == 401 and is_validation_body(body):
+        return BadRequestError(status, message, body)
+    if status in (401, 403):
+        return AuthError(status, message, body)
+    if status == 400:
+        return BadRequestError(status, message, body)
+    if status == 404:
+        return NotFoundError(status, message, body)
+    if status >= 500:
+        return ServerError(status, message, body)
+    return ImochaStatusError(status, message, body)
 
 
 def is_validation_body(body: object) -> bool:
