@@ -1,11 +1,11 @@
 """iMocha: the v3 API client, its values, errors and status vocabulary, and the callback parser.
 
-Owns everything the bot knows about iMocha's wire format: endpoints and their bodies (`client`,
-`models`), the values they become (`values`), the error tree (`errors`), the status spellings (`status`)
-and the unauthenticated callback's payload (`callbacks`). May import the standard library, httpx,
-pydantic, `bot.clock` and `bot.vendors` (the shared HTTP base); nothing of the services, `handlers/` or
-`store/`. Import the public names from here (`from bot.imocha import ImochaClient`): the modules
-behind them may move.
+Owns everything the bot knows about iMocha's wire format: the endpoints (`client`), their bodies as
+pydantic models (`models`, on the base in `fields`), the values they become (`values`), the error
+tree (`errors`), the status spellings (`status`) and the unauthenticated callback's payload
+(`callbacks`). May import the standard library, httpx, pydantic and `bot.vendors` (the shared HTTP
+base); nothing of the services, `handlers/` or `store/`. Import the public names from here
+(`from bot.imocha import ImochaClient`): the modules behind them may move.
 """
 
 from bot.imocha.callbacks import parse_callback

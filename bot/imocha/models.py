@@ -1,220 +1,231 @@
-"""iMocha's response bodies, parsed into the client's values (ValueError on a shape violation)."""
+"""iMocha's response bodies as pydantic models, and the parsers that turn them into the client's values.
+
+Each parser raises ValueError (a pydantic ValidationError worded as one line by `fields.load`) when a
+body is not the documented shape; the client turns that into ImochaProtocolError.
+"""
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
+from pydantic import Field
+
 from bot.imocha.errors import error_text, lookup
-from bot.imocha.status import Status, normalize_status
+from bot.imocha.fields import AnyStatus, Array, Body, Id, OptFloat, OptId, OptInt, OptStr, OptTime, Text, load, names
+from bot.imocha.status import Status
 from bot.imocha.values import Attempt, CallbackReplay, Cancelled, Invitation, Report, SectionScore, Test, TestDetail, TestSection
 
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+# ---- tests: GET /v3/tests, GET /v3/tests/{id} -----------------------------------------------------
 
 
-def _obj(value: object, what: str) -> Mapping[Any, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
+class TestItem(Body):
+    __test__ = False  # not a pytest test class
+    what = "test"
+
+    test_id: Id = Field(validation_alias=names("testId"))
+    name: OptStr = Field(None, validation_alias=names("testName", "name"))
+    duration: OptInt = None
+    status: OptStr = None
+
+    def value(self) -> Test:
+        return Test(test_id=self.test_id, name=self.name or "", duration=self.duration, status=self.status)
 
 
-def _items(value: object, what: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"{what} must be a JSON array, got {type(value).__name__}")
-    return value
+class TestsPage(Body):
+    __test__ = False
+    what = "tests page"
+
+    tests: Array[TestItem] = []
+    count: OptInt = None
+
+    @classmethod
+    def check(cls, data: dict[str, Any]) -> None:
+        if "tests" not in data and "Tests" not in data:
+            raise ValueError("tests page has no 'tests' array")
 
 
-def _int(value: object, what: str) -> int:
-    result = _opt_int(value)
-    if result is None:
-        raise ValueError(f"{what} must be an integer, got {_short(value)}")
-    return result
+class SectionItem(Body):
+    what = "section"
+
+    name: OptStr = Field(None, validation_alias=names("sectionName", "name"))
+    questions: OptInt = Field(None, validation_alias=names("questions", "noOfQue"))
+    duration: OptInt = None
 
 
-_INTEGER = re.compile(r"-?[0-9]+")
+class TestDetailBody(TestItem):
+    __test__ = False
+    sections: Array[SectionItem] = []
 
-
-def _opt_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-        return int(value.strip())  # ids are Integer64, but the report documents testId as a String
-    return None
-
-
-def _opt_float(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        result = float(value)
-    elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return result if math.isfinite(result) else None
-
-
-def _opt_str(value: object) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
-def _opt_datetime(value: object) -> datetime | None:
-    """ISO 8601 to an aware UTC datetime; iMocha's naive timestamps (e.g. AttemptedOnUtc) are UTC."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _parse_test(value: object) -> Test:
-    item = _obj(value, "test")
-    return Test(
-        test_id=_int(lookup(item, "testId"), "testId"),
-        name=_opt_str(lookup(item, "testName", "name")) or "",
-        duration=_opt_int(lookup(item, "duration")),
-        status=_opt_str(lookup(item, "status")),
-    )
+    def detail(self) -> TestDetail:
+        sections = tuple(TestSection(name=s.name or "", questions=s.questions, duration=s.duration) for s in self.sections)
+        return TestDetail(test_id=self.test_id, name=self.name or "", duration=self.duration, sections=sections)
 
 
 def parse_tests_page(data: object) -> tuple[list[Test], int | None]:
-    if isinstance(data, list):
-        return [_parse_test(item) for item in data], None
-    body = _obj(data, "tests page")
-    if "tests" not in body and "Tests" not in body:
-        raise ValueError("tests page has no 'tests' array")
-    tests = [_parse_test(item) for item in _items(lookup(body, "tests"), "tests")]
-    return tests, _opt_int(lookup(body, "count"))
+    if isinstance(data, list):  # some accounts answer a bare array
+        return [load(TestItem, item).value() for item in data], None
+    page = load(TestsPage, data)
+    return [test.value() for test in page.tests], page.count
 
 
 def parse_test_detail(data: object) -> TestDetail:
-    body = _obj(data, "test")
-    sections = tuple(
-        TestSection(
-            name=_opt_str(lookup(section, "sectionName", "name")) or "",
-            questions=_opt_int(lookup(section, "questions", "noOfQue")),
-            duration=_opt_int(lookup(section, "duration")),
-        )
-        for section in (_obj(s, "section") for s in _items(lookup(body, "sections"), "sections"))
-    )
-    return TestDetail(
-        test_id=_int(lookup(body, "testId"), "testId"),
-        name=_opt_str(lookup(body, "testName", "name")) or "",
-        duration=_opt_int(lookup(body, "duration")),
-        sections=sections,
-    )
+    return load(TestDetailBody, data).detail()
+
+
+# ---- invitations: invite, reattempt, cancel -------------------------------------------------------
+
+
+class InvitationBody(Body):
+    what = "invitation"
+
+    invitation_id: Id = Field(validation_alias=names("testInvitationId"))
+    test_url: Text = Field(validation_alias=names("testUrl"))
+    status: AnyStatus = Status.PENDING  # the invite response may leave it out
+
+    def value(self) -> Invitation:
+        return Invitation(invitation_id=self.invitation_id, test_url=self.test_url, status=self.status)
+
+
+class CancelledBody(Body):
+    what = "cancellation"
+
+    invitation_id: Id = Field(validation_alias=names("testInvitationId"))
+    status: AnyStatus = Status.CANCELLED
+
+    def value(self) -> Cancelled:
+        return Cancelled(invitation_id=self.invitation_id, status=self.status)
 
 
 def parse_invitation(data: object) -> Invitation:
-    body = _obj(data, "invitation")
-    url = _opt_str(lookup(body, "testUrl"))
-    if url is None:
-        raise ValueError("invitation has no testUrl")
-    raw_status = lookup(body, "status")
-    return Invitation(
-        invitation_id=_int(lookup(body, "testInvitationId"), "testInvitationId"),
-        test_url=url,
-        status=Status.PENDING if raw_status is None else normalize_status(raw_status),
-    )
+    return load(InvitationBody, data).value()
 
 
 def parse_cancelled(data: object) -> Cancelled:
-    body = _obj(data, "cancellation")
-    raw_status = lookup(body, "status")
-    return Cancelled(
-        invitation_id=_int(lookup(body, "testInvitationId"), "testInvitationId"),
-        status=Status.CANCELLED if raw_status is None else normalize_status(raw_status),
-    )
+    return load(CancelledBody, data).value()
+
+
+# ---- reports: GET /v3/reports/{id} -----------------------------------------------------------------
+
+
+class SectionScoreItem(Body):
+    what = "section"
+
+    name: OptStr = Field(None, validation_alias=names("sectionName"))
+    candidate_score: OptFloat = Field(None, validation_alias=names("candidateScore"))
+    max_score: OptFloat = Field(None, validation_alias=names("sectionScore"))
+    questions: OptInt = Field(None, validation_alias=names("noOfQue"))
+
+    def value(self) -> SectionScore:
+        return SectionScore(
+            name=self.name or "", candidate_score=self.candidate_score or 0.0, max_score=self.max_score or 0.0, questions=self.questions
+        )
+
+
+class ReportBody(Body):
+    what = "report"
+
+    invitation_id: OptId = Field(None, validation_alias=names("testInvitationId"))
+    test_id: OptInt = Field(None, validation_alias=names("testId"))
+    test_name: OptStr = Field(None, validation_alias=names("testName"))
+    email: OptStr = Field(None, validation_alias=names("candidateEmail"))
+    candidate_name: OptStr = Field(None, validation_alias=names("candidateName"))
+    status: AnyStatus = Status.UNKNOWN
+    points: OptFloat = Field(None, validation_alias=names("candidatePoints"))
+    total: OptFloat = Field(None, validation_alias=names("totalTestPoints"))
+    percentage: OptFloat = Field(None, validation_alias=names("scorePercentage"))
+    performance_category: OptStr = Field(None, validation_alias=names("performanceCategory"))
+    pdf_url: OptStr = Field(None, validation_alias=names("pdfReportUrl"))
+    attempted_on: OptTime = Field(None, validation_alias=names("attemptedOn"))
+    sections: Array[SectionScoreItem] = []
+
+    def value(self, requested_id: int) -> Report:
+        percentage = self.percentage
+        if percentage is None and self.points is not None and self.total:
+            percentage = round(self.points / self.total * 100, 2)
+        return Report(
+            invitation_id=requested_id if self.invitation_id is None else self.invitation_id,
+            test_id=self.test_id,
+            test_name=self.test_name,
+            email=self.email,
+            candidate_name=self.candidate_name,
+            status=self.status,
+            candidate_points=self.points,
+            total_points=self.total,
+            percentage=percentage,
+            performance_category=self.performance_category,
+            pdf_url=self.pdf_url,
+            attempted_on=self.attempted_on,
+            sections=tuple(section.value() for section in self.sections),
+        )
 
 
 def report_parser(requested_id: int) -> Callable[[object], Report]:
-    def parse(data: object) -> Report:
-        body = _obj(data, "report")
-        invitation_id = lookup(body, "testInvitationId")
-        points = _opt_float(lookup(body, "candidatePoints"))
-        total = _opt_float(lookup(body, "totalTestPoints"))
-        percentage = _opt_float(lookup(body, "scorePercentage"))
-        if percentage is None and points is not None and total:
-            percentage = round(points / total * 100, 2)
-        sections = tuple(
-            SectionScore(
-                name=_opt_str(lookup(section, "sectionName")) or "",
-                candidate_score=_opt_float(lookup(section, "candidateScore")) or 0.0,
-                max_score=_opt_float(lookup(section, "sectionScore")) or 0.0,
-                questions=_opt_int(lookup(section, "noOfQue")),
-            )
-            for section in (_obj(s, "section") for s in _items(lookup(body, "sections"), "sections"))
-        )
-        return Report(
-            invitation_id=requested_id if invitation_id is None else _int(invitation_id, "testInvitationId"),
-            test_id=_opt_int(lookup(body, "testId")),
-            test_name=_opt_str(lookup(body, "testName")),
-            email=_opt_str(lookup(body, "candidateEmail")),
-            candidate_name=_opt_str(lookup(body, "candidateName")),
-            status=normalize_status(lookup(body, "status")),
-            candidate_points=points,
-            total_points=total,
-            percentage=percentage,
-            performance_category=_opt_str(lookup(body, "performanceCategory")),
-            pdf_url=_opt_str(lookup(body, "pdfReportUrl")),
-            attempted_on=_opt_datetime(lookup(body, "attemptedOn")),
-            sections=sections,
-        )
-
-    return parse
+    """A parser for the report of `requested_id` (the body may leave its own id out)."""
+    return lambda data: load(ReportBody, data).value(requested_id)
 
 
-def _result(data: object, what: str) -> Mapping[Any, Any]:
-    """Unwrap the `{"result": ..., "errors": ...}` envelope of the Callback API (reference §8)."""
-    body = _obj(data, what)
-    result = lookup(body, "result")
-    if result is None:
-        errors = error_text(body)
-        raise ValueError(f"{what} has no result" + (f" (errors: {errors})" if errors else ""))
-    return _obj(result, f"{what} result")
+# ---- the Callback API: Retrieve Invites, Process Callbacks (reference §8) -----------------------
+
+
+class Envelope(Body):
+    """`{"result": ..., "errors": ...}`: a body without a result is an error, worded from its errors."""
+
+    @classmethod
+    def check(cls, data: dict[str, Any]) -> None:
+        if lookup(data, "result") is None:
+            errors = error_text(data)
+            raise ValueError(f"{cls.what} has no result" + (f" (errors: {errors})" if errors else ""))
+
+
+class AttemptItem(Body):
+    what = "test attempt"
+
+    invitation_id: Id = Field(validation_alias=names("testInvitationId"))
+    test_id: OptInt = Field(None, validation_alias=names("testId"))
+    name: OptStr = None
+    email: OptStr = None
+    status: AnyStatus = Field(Status.UNKNOWN, validation_alias=names("testStatus", "status"))
+
+    def value(self) -> Attempt:
+        return Attempt(invitation_id=self.invitation_id, test_id=self.test_id, name=self.name, email=self.email, status=self.status)
+
+
+class AttemptsResult(Body):
+    what = "test attempts result"
+
+    attempts: Array[AttemptItem] = Field([], validation_alias=names("testAttempts"))
+
+
+class AttemptsBody(Envelope):
+    what = "test attempts"
+
+    result: AttemptsResult
+
+
+class ReplayIds(Body):
+    what = "testinvitationIds"
+
+    successful: Array[Id] = []
+    failed: Array[Id] = []
+
+
+class ReplayResult(Body):
+    what = "process callbacks result"
+
+    ids: ReplayIds = Field(validation_alias=names("testinvitationIds"))
+
+
+class ReplayBody(Envelope):
+    what = "process callbacks"
+
+    result: ReplayResult
 
 
 def parse_attempts(data: object) -> list[Attempt]:
-    result = _result(data, "test attempts")
-    attempts = []
-    for value in _items(lookup(result, "testAttempts"), "testAttempts"):
-        item = _obj(value, "test attempt")
-        attempts.append(
-            Attempt(
-                invitation_id=_int(lookup(item, "testInvitationId"), "testInvitationId"),
-                test_id=_opt_int(lookup(item, "testId")),
-                name=_opt_str(lookup(item, "name")),
-                email=_opt_str(lookup(item, "email")),
-                status=normalize_status(lookup(item, "testStatus", "status")),
-            )
-        )
-    return attempts
+    return [attempt.value() for attempt in load(AttemptsBody, data).result.attempts]
 
 
 def parse_replay(data: object) -> CallbackReplay:
-    ids = _obj(lookup(_result(data, "process callbacks"), "testinvitationIds"), "testinvitationIds")
-    return CallbackReplay(
-        successful=tuple(_int(i, "successful id") for i in _items(lookup(ids, "successful"), "successful")),
-        failed=tuple(_int(i, "failed id") for i in _items(lookup(ids, "failed"), "failed")),
-    )
+    ids = load(ReplayBody, data).result.ids
+    return CallbackReplay(successful=tuple(ids.successful), failed=tuple(ids.failed))
