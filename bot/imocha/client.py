@@ -11,8 +11,16 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bot.imocha import models
 from bot.imocha.errors import ImochaConnectionError, ImochaProtocolError, error_text, status_error
+from bot.imocha.models import (
+    parse_attempts,
+    parse_cancelled,
+    parse_invitation,
+    parse_replay,
+    parse_test_detail,
+    parse_tests_page,
+    report_parser,
+)
 from bot.imocha.status import AttemptState
 from bot.imocha.values import Attempt, CallbackReplay, Cancelled, Invitation, Report, Test, TestDetail
 from bot.vendors.http import RetryPolicy, Vendor, VendorHTTP, build_http
@@ -86,7 +94,7 @@ class ImochaClient:
         seen: set[int] = set()
         for page in range(1, self._MAX_PAGES + 1):
             params = {"pageNo": page, "pageSize": self.PAGE_SIZE}
-            items, count = self._call("GET", "/v3/tests", models.parse_tests_page, params=params)
+            items, count = self._call("GET", "/v3/tests", parse_tests_page, params=params)
             new = [t for t in items if t.test_id not in seen]
             seen.update(t.test_id for t in new)
             tests.extend(new)
@@ -95,11 +103,11 @@ class ImochaClient:
         return tests
 
     def get_test(self, test_id: int) -> TestDetail:
-        return self._call("GET", f"/v3/tests/{_path_id(test_id)}", models.parse_test_detail)
+        return self._call("GET", f"/v3/tests/{_path_id(test_id)}", parse_test_detail)
 
     def check_key(self) -> int:
         """One cheap authenticated call returning the account's test count; AuthError on a bad key."""
-        items, count = self._call("GET", "/v3/tests", models.parse_tests_page, params={"pageNo": 1, "pageSize": 1})
+        items, count = self._call("GET", "/v3/tests", parse_tests_page, params={"pageNo": 1, "pageSize": 1})
         return count if count is not None else len(items)
 
     # ---- invitations ---------------------------------------------------------------------------
@@ -127,7 +135,7 @@ class ImochaClient:
                 "endDateTime": _utc_or_none(end, "end"),
             }
         )
-        return self._call("POST", f"/v3/tests/{_path_id(test_id)}/invite", models.parse_invitation, json=body)
+        return self._call("POST", f"/v3/tests/{_path_id(test_id)}/invite", parse_invitation, json=body)
 
     def reattempt(
         self,
@@ -148,21 +156,21 @@ class ImochaClient:
             }
         )
         path = f"/v3/invitations/{_path_id(invitation_id)}/reattempt"
-        return self._call("POST", path, models.parse_invitation, json=body)
+        return self._call("POST", path, parse_invitation, json=body)
 
     def cancel(self, invitation_id: int) -> Cancelled:
-        return self._call("POST", f"/v3/invitations/{_path_id(invitation_id)}/cancel", models.parse_cancelled)
+        return self._call("POST", f"/v3/invitations/{_path_id(invitation_id)}/cancel", parse_cancelled)
 
     # ---- reports and reconciliation ------------------------------------------------------------
 
     def report(self, invitation_id: int, *, report_type: int = 1) -> Report:
         path = f"/v3/reports/{_path_id(invitation_id)}"
-        return self._call("GET", path, models.report_parser(invitation_id), params={"reportType": report_type})
+        return self._call("GET", path, report_parser(invitation_id), params={"reportType": report_type})
 
     def attempts(self, state: AttemptState, *, start: datetime, end: datetime) -> list[Attempt]:
         body = {"StartDateTime": _utc(start, "start"), "EndDateTime": _utc(end, "end")}
         params = {"state": AttemptState(state).value}
-        return self._call("POST", "/v3/candidates/testattempts", models.parse_attempts, params=params, json=body)
+        return self._call("POST", "/v3/candidates/testattempts", parse_attempts, params=params, json=body)
 
     def process_callbacks(self, invitation_ids: Sequence[int]) -> CallbackReplay:
         """Ask iMocha to re-send callbacks; ids are sent in chunks of 100 and the results merged.
@@ -176,7 +184,7 @@ class ImochaClient:
         for offset in range(0, len(ids), self.CALLBACK_CHUNK):
             chunk = ids[offset : offset + self.CALLBACK_CHUNK]
             body = {"testinvitationIds": chunk}
-            replay = self._call("POST", "/v3/callbacks/process", models.parse_replay, json=body)
+            replay = self._call("POST", "/v3/callbacks/process", parse_replay, json=body)
             successful.extend(replay.successful)
             failed.extend(replay.failed)
         return CallbackReplay(successful=tuple(successful), failed=tuple(failed))
