@@ -20,8 +20,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bot.vendors.http import Failure, RetryPolicy, Vendor, VendorHTTP, build_http
+from bot.vendors.errors import VendorError, VendorRateLimitError, VendorStatusError
+from bot.vendors.http import Failure, RetryPolicy, Vendor, VendorClient, VendorHTTP
 from bot.vendors.pacing import RateLimiter
+from bot.vendors.parsing import opt_datetime
 
 logger = logging.getLogger("bot.gem")
 
@@ -114,28 +116,16 @@ class Note:
 # --------------------------------------------------------------------------------------------------
 
 
-class GemError(Exception):
+class GemError(VendorError):
     """Anything that went wrong talking to Gem. httpx exceptions never escape the client."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class GemConnectionError(GemError):
     """Gem could not be reached (connect error, timeout, broken protocol), after retries."""
 
 
-class GemStatusError(GemError):
-    """Gem answered with a non-2xx status."""
-
-    def __init__(self, status_code: int, message: str, body: object = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.body = body
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
+class GemStatusError(GemError, VendorStatusError):
+    """Gem answered with a non-2xx status (`status_code`, `message`, `body`)."""
 
 
 class GemAuthError(GemStatusError):
@@ -150,12 +140,8 @@ class GemNotFoundError(GemStatusError):
     """404: no such candidate or application (deleted, or merged into another record)."""
 
 
-class GemRateLimitError(GemStatusError):
-    """429 ("Too Many Requests" or the gateway's "Limit Exceeded"), still, after retries."""
-
-    def __init__(self, status_code: int, message: str, body: object = None, *, retry_after: float | None = None) -> None:
-        super().__init__(status_code, message, body)
-        self.retry_after = retry_after
+class GemRateLimitError(GemStatusError, VendorRateLimitError):
+    """429 ("Too Many Requests" or the gateway's "Limit Exceeded"), still, after retries (`retry_after`, seconds)."""
 
 
 class GemServerError(GemStatusError):
@@ -201,7 +187,7 @@ def key_fingerprint(api_key: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-class GemClient:
+class GemClient(VendorClient):
     """Gem's ATS API over an injected `httpx.Client` (which carries the base URL and may be shared)."""
 
     DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -245,29 +231,11 @@ class GemClient:
             pacer=limiter or RateLimiter(),
         )
 
-    def __repr__(self) -> str:
-        return f"GemClient(base_url={self._api.base_url!r})"
-
-    @staticmethod
-    def build_http(
-        base_url: str,
-        *,
-        timeout: httpx.Timeout | None = None,
-        max_connections: int = 20,
-        transport: httpx.BaseTransport | None = None,
-    ) -> httpx.Client:
-        """An `httpx.Client` for every `GemClient`; it holds no key (that goes per request).
-
-        Redirects are not followed: a redirect would carry the `X-API-Key` header to wherever it points.
-        """
-        timeout = timeout if timeout is not None else GemClient.DEFAULT_TIMEOUT
-        return build_http(base_url, timeout=timeout, max_connections=max_connections, transport=transport)
-
     # ---- reads -----------------------------------------------------------------------------------
 
     def check_key(self) -> int:
         """One cheap authenticated call (`GET /ats/v0/users`); GemAuthError when Gem refuses the key."""
-        users = self._call("GET", "/ats/v0/users", _list_of(_parse_user), params={"page": 1, "per_page": 1})
+        users = self._api.call("GET", "/ats/v0/users", _list_of(_parse_user), params={"page": 1, "per_page": 1})
         return len(users)
 
     def applications(
@@ -284,7 +252,7 @@ class GemClient:
         return self._all_pages("/ats/v0/applications", _parse_application, params)
 
     def candidate(self, candidate_id: str) -> Candidate:
-        return self._call("GET", f"/ats/v0/candidates/{_path_id(candidate_id)}", _parse_candidate)
+        return self._api.call("GET", f"/ats/v0/candidates/{_path_id(candidate_id)}", _parse_candidate)
 
     def jobs(self) -> list[Job]:
         # `GET /ats/v0/jobs/{id}` is unconfirmed; public code reads the list, and so does this.
@@ -307,7 +275,7 @@ class GemClient:
         if user_id:
             payload["user_id"] = user_id
         path = f"/ats/v0/candidates/{_path_id(candidate_id)}/activity_feed/notes"
-        return self._call("POST", path, _parse_note, json=payload, idempotent=False)
+        return self._api.call("POST", path, _parse_note, json=payload, idempotent=False)
 
     # ---- plumbing --------------------------------------------------------------------------------
 
@@ -315,7 +283,7 @@ class GemClient:
         items: list[_T] = []
         seen: set[str] = set()
         for page in range(1, self._MAX_PAGES + 1):
-            raw = self._call("GET", path, _raw_list, params={**params, "page": page, "per_page": self._page_size})
+            raw = self._api.call("GET", path, _raw_list, params={**params, "page": page, "per_page": self._page_size})
             fresh = 0
             for value in raw:
                 try:
@@ -334,18 +302,6 @@ class GemClient:
             if len(raw) < self._page_size or fresh == 0:
                 break
         return items
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        parse: Callable[[Any], _T],
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool = True,
-    ) -> _T:
-        return self._api.call(method, path, parse, params=params, json=json, idempotent=idempotent)
 
 
 def _status_error(failure: Failure) -> GemError:
@@ -430,16 +386,6 @@ def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def _ref(value: object) -> Ref | None:
     if not isinstance(value, dict) or value.get("id") in (None, ""):
         return None
@@ -455,8 +401,8 @@ def _parse_application(value: object) -> Application:
         status=_text(item.get("status")).lower() or None,
         stage=_ref(item.get("current_stage")),
         jobs=jobs,
-        last_activity_at=_time(item.get("last_activity_at")),
-        deleted_at=_time(item.get("deleted_at")),
+        last_activity_at=opt_datetime(item.get("last_activity_at")),
+        deleted_at=opt_datetime(item.get("deleted_at")),
     )
 
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 
-from bot.vendors import Failure, RetryPolicy, Vendor, VendorHTTP, build_http
+from bot.vendors import Failure, RetryPolicy, Vendor, VendorClient, VendorError, VendorHTTP, VendorStatusError
 
 KEY = "acme_live_4f9Qx2Lm7Zr8"
 
 
-class AcmeError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class AcmeError(VendorError):
+    pass
 
 
 class AcmeConnectionError(AcmeError):
@@ -28,10 +27,8 @@ class AcmeProtocolError(AcmeError):
     pass
 
 
-class AcmeStatusError(AcmeError):
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
+class AcmeStatusError(AcmeError, VendorStatusError):
+    pass
 
 
 class AcmeAuthError(AcmeStatusError):
@@ -39,7 +36,8 @@ class AcmeAuthError(AcmeStatusError):
 
 
 def acme_status_error(failure: Failure) -> AcmeError:
-    return AcmeAuthError(failure) if failure.status_code == 401 else AcmeStatusError(failure)
+    kind = AcmeAuthError if failure.status_code == 401 else AcmeStatusError
+    return kind(failure.status_code, failure.message, failure.body)
 
 
 ACME = Vendor(
@@ -67,9 +65,20 @@ class Pacer:
         self.paused.append(seconds)
 
 
+class AcmeClient(VendorClient):
+    DEFAULT_TIMEOUT = httpx.Timeout(3.0)
+
+    def __init__(self, http: httpx.Client, key: str, **options: Any) -> None:
+        auth = {"Authorization": f"Bearer {key}"}
+        self._api = VendorHTTP(http, ACME, headers=auth, secrets=[key], retry=RetryPolicy(max_attempts=3), random=lambda: 1.0, **options)
+
+    def call(self, method: str, path: str, parse: Callable[[Any], Any], **options: Any) -> Any:
+        return self._api.call(method, path, parse, **options)
+
+
 def acme(
     *answers: Callable[[httpx.Request], httpx.Response], pacer: Pacer | None = None
-) -> tuple[VendorHTTP, list[httpx.Request], list[float]]:
+) -> tuple[AcmeClient, list[httpx.Request], list[float]]:
     seen: list[httpx.Request] = []
     script = list(answers)
 
@@ -79,18 +88,8 @@ def acme(
         return answer(request)
 
     slept: list[float] = []
-    http = build_http("https://api.acme.test", timeout=httpx.Timeout(3.0), transport=httpx.MockTransport(handle))
-    api = VendorHTTP(
-        http,
-        ACME,
-        headers={"Authorization": f"Bearer {KEY}"},
-        secrets=[KEY],
-        retry=RetryPolicy(max_attempts=3),
-        sleep=slept.append,
-        random=lambda: 1.0,
-        pacer=pacer,
-    )
-    return api, seen, slept
+    http = AcmeClient.build_http("https://api.acme.test", transport=httpx.MockTransport(handle))
+    return AcmeClient(http, KEY, sleep=slept.append, pacer=pacer), seen, slept
 
 
 def status(code: int, body: object = None, headers: dict[str, str] | None = None) -> Callable[[httpx.Request], httpx.Response]:
@@ -105,7 +104,8 @@ def test_a_new_vendor_gets_retries_its_own_errors_and_its_name_in_the_logs(caplo
 
     assert len(seen) == 2 and slept == [0.5]
     assert all(r.headers["Authorization"] == f"Bearer {KEY}" and r.url.host == "api.acme.test" for r in seen)
-    assert caught.value.message == "key [redacted] is not valid"
+    assert caught.value.message == "key [redacted] is not valid" and caught.value.status_code == 401
+    assert KEY not in repr(api) and "api.acme.test" in repr(api)
     messages = [r.getMessage() for r in caplog.records]
     assert messages == [
         "Acme GET /v1/things failed: HTTP 503 (attempt 1/3); retrying in 0.50s",
@@ -122,7 +122,7 @@ def test_a_write_that_may_have_landed_is_not_sent_again_but_a_refused_connection
     with pytest.raises(AcmeStatusError) as caught:
         api.call("POST", "/v1/notes", dict, json={"body": "hi"}, idempotent=False)
 
-    assert caught.value.failure.status_code == 500
+    assert caught.value.status_code == 500
     assert len(seen) == 2  # the refused connection was retried, the 500 was not
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import random as _random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -23,9 +23,7 @@ from bot.imocha.models import (
 )
 from bot.imocha.status import AttemptState
 from bot.imocha.values import Attempt, CallbackReplay, Cancelled, Invitation, Report, Test, TestDetail
-from bot.vendors.http import RetryPolicy, Vendor, VendorHTTP, build_http
-
-_T = TypeVar("_T")
+from bot.vendors.http import RetryPolicy, Vendor, VendorClient, VendorHTTP
 
 DEFAULT_RETRY = RetryPolicy()  # frozen, so one shared default is safe
 
@@ -39,7 +37,7 @@ IMOCHA = Vendor(
 )
 
 
-class ImochaClient:
+class ImochaClient(VendorClient):
     """iMocha v3 over an injected `httpx.Client` (which carries the base URL and may be shared).
 
     POSTs are retried like GETs (`RetryPolicy`). That is safe for iMocha because its state-changing
@@ -72,21 +70,6 @@ class ImochaClient:
             http, IMOCHA, headers={"X-API-KEY": key}, secrets=[key], retry=retry, sleep=sleep, random=random, clock=clock
         )
 
-    def __repr__(self) -> str:
-        return f"ImochaClient(base_url={self._api.base_url!r})"
-
-    @staticmethod
-    def build_http(
-        base_url: str,
-        *,
-        timeout: httpx.Timeout | None = None,
-        max_connections: int = 20,
-        transport: httpx.BaseTransport | None = None,
-    ) -> httpx.Client:
-        """An `httpx.Client` for one or many `ImochaClient`s; it holds no key (that goes per request)."""
-        timeout = timeout if timeout is not None else ImochaClient.DEFAULT_TIMEOUT
-        return build_http(base_url, timeout=timeout, max_connections=max_connections, transport=transport)
-
     # ---- tests -----------------------------------------------------------------------------------
 
     def list_tests(self) -> list[Test]:
@@ -94,7 +77,7 @@ class ImochaClient:
         seen: set[int] = set()
         for page in range(1, self._MAX_PAGES + 1):
             params = {"pageNo": page, "pageSize": self.PAGE_SIZE}
-            items, count = self._call("GET", "/v3/tests", parse_tests_page, params=params)
+            items, count = self._api.call("GET", "/v3/tests", parse_tests_page, params=params)
             new = [t for t in items if t.test_id not in seen]
             seen.update(t.test_id for t in new)
             tests.extend(new)
@@ -103,11 +86,11 @@ class ImochaClient:
         return tests
 
     def get_test(self, test_id: int) -> TestDetail:
-        return self._call("GET", f"/v3/tests/{_path_id(test_id)}", parse_test_detail)
+        return self._api.call("GET", f"/v3/tests/{_path_id(test_id)}", parse_test_detail)
 
     def check_key(self) -> int:
         """One cheap authenticated call returning the account's test count; AuthError on a bad key."""
-        items, count = self._call("GET", "/v3/tests", parse_tests_page, params={"pageNo": 1, "pageSize": 1})
+        items, count = self._api.call("GET", "/v3/tests", parse_tests_page, params={"pageNo": 1, "pageSize": 1})
         return count if count is not None else len(items)
 
     # ---- invitations ---------------------------------------------------------------------------
@@ -135,7 +118,7 @@ class ImochaClient:
                 "endDateTime": _utc_or_none(end, "end"),
             }
         )
-        return self._call("POST", f"/v3/tests/{_path_id(test_id)}/invite", parse_invitation, json=body)
+        return self._api.call("POST", f"/v3/tests/{_path_id(test_id)}/invite", parse_invitation, json=body)
 
     def reattempt(
         self,
@@ -156,21 +139,21 @@ class ImochaClient:
             }
         )
         path = f"/v3/invitations/{_path_id(invitation_id)}/reattempt"
-        return self._call("POST", path, parse_invitation, json=body)
+        return self._api.call("POST", path, parse_invitation, json=body)
 
     def cancel(self, invitation_id: int) -> Cancelled:
-        return self._call("POST", f"/v3/invitations/{_path_id(invitation_id)}/cancel", parse_cancelled)
+        return self._api.call("POST", f"/v3/invitations/{_path_id(invitation_id)}/cancel", parse_cancelled)
 
     # ---- reports and reconciliation ------------------------------------------------------------
 
     def report(self, invitation_id: int, *, report_type: int = 1) -> Report:
         path = f"/v3/reports/{_path_id(invitation_id)}"
-        return self._call("GET", path, report_parser(invitation_id), params={"reportType": report_type})
+        return self._api.call("GET", path, report_parser(invitation_id), params={"reportType": report_type})
 
     def attempts(self, state: AttemptState, *, start: datetime, end: datetime) -> list[Attempt]:
         body = {"StartDateTime": _utc(start, "start"), "EndDateTime": _utc(end, "end")}
         params = {"state": AttemptState(state).value}
-        return self._call("POST", "/v3/candidates/testattempts", parse_attempts, params=params, json=body)
+        return self._api.call("POST", "/v3/candidates/testattempts", parse_attempts, params=params, json=body)
 
     def process_callbacks(self, invitation_ids: Sequence[int]) -> CallbackReplay:
         """Ask iMocha to re-send callbacks; ids are sent in chunks of 100 and the results merged.
@@ -184,23 +167,10 @@ class ImochaClient:
         for offset in range(0, len(ids), self.CALLBACK_CHUNK):
             chunk = ids[offset : offset + self.CALLBACK_CHUNK]
             body = {"testinvitationIds": chunk}
-            replay = self._call("POST", "/v3/callbacks/process", parse_replay, json=body)
+            replay = self._api.call("POST", "/v3/callbacks/process", parse_replay, json=body)
             successful.extend(replay.successful)
             failed.extend(replay.failed)
         return CallbackReplay(successful=tuple(successful), failed=tuple(failed))
-
-    # ---- plumbing --------------------------------------------------------------------------------
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        parse: Callable[[Any], _T],
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-    ) -> _T:
-        return self._api.call(method, path, parse, params=params, json=json)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,31 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot.vendors.errors import VendorError, VendorRateLimitError, VendorStatusError
 from bot.vendors.http import Failure
 
 
-class ImochaError(Exception):
+class ImochaError(VendorError):
     """Anything that went wrong talking to iMocha. httpx exceptions never escape the client."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class ImochaConnectionError(ImochaError):
     """iMocha could not be reached (connect error, timeout, broken protocol), after retries."""
 
 
-class ImochaStatusError(ImochaError):
-    """iMocha answered with a non-2xx status."""
-
-    def __init__(self, status_code: int, message: str, body: object = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.body = body
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
+class ImochaStatusError(ImochaError, VendorStatusError):
+    """iMocha answered with a non-2xx status (`status_code`, `message`, `body`)."""
 
 
 class AuthError(ImochaStatusError):
@@ -45,12 +34,8 @@ class NotFoundError(ImochaStatusError):
     """404: no such test or invitation."""
 
 
-class RateLimitError(ImochaStatusError):
-    """429, still, after retries."""
-
-    def __init__(self, status_code: int, message: str, body: object = None, *, retry_after: float | None = None) -> None:
-        super().__init__(status_code, message, body)
-        self.retry_after = retry_after
+class RateLimitError(ImochaStatusError, VendorRateLimitError):
+    """429, still, after retries (`retry_after`: what iMocha last asked for, in seconds)."""
 
 
 class ServerError(ImochaStatusError):

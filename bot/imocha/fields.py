@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError, model_validator
 
 from bot.imocha.errors import lookup
 from bot.imocha.status import Status, normalize_status
+from bot.vendors.parsing import opt_datetime  # iMocha's naive timestamps (e.g. AttemptedOnUtc) are UTC
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -73,19 +74,6 @@ def text(value: object) -> str:
     if result is None:
         raise ValueError(f"must be a non-empty string, got {short(value)}")
     return result
-
-
-def opt_datetime(value: object) -> datetime | None:
-    """ISO 8601 to an aware UTC datetime; iMocha's naive timestamps (e.g. AttemptedOnUtc) are UTC."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def array(value: object) -> list[Any]:

@@ -1,6 +1,7 @@
 """One request path for every vendor's API: retries, Retry-After, pacing, redaction and error mapping.
 
-A vendor client describes its vendor once and sends every request through a `VendorHTTP`:
+A vendor client describes its vendor once, derives from `VendorClient` and sends every request
+through the `VendorHTTP` it keeps as `_api`:
 
     GREENHOUSE = Vendor(
         name="Greenhouse",                       # in every log line and error message
@@ -10,19 +11,16 @@ A vendor client describes its vendor once and sends every request through a `Ven
         status_error=_status_error,              # Failure -> the vendor's own exception (401 -> auth, ...)
     )
 
-    class GreenhouseClient:
-        DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+    class GreenhouseClient(VendorClient):
+        DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)   # what build_http uses unless told otherwise
 
         def __init__(self, http: httpx.Client, api_key: str, **options: Any) -> None:
             self._api = VendorHTTP(http, GREENHOUSE, headers={"Authorization": ...}, secrets=[api_key], **options)
 
-        @staticmethod
-        def build_http(base_url: str, **options: Any) -> httpx.Client:
-            return build_http(base_url, timeout=GreenhouseClient.DEFAULT_TIMEOUT, **options)
-
         def candidate(self, candidate_id: int) -> Candidate:
             return self._api.call("GET", f"/v1/candidates/{candidate_id}", parse_candidate)
 
+Its exceptions derive from `bot.vendors.errors` (VendorError, VendorStatusError, VendorRateLimitError).
 `call` returns what `parse` makes of the decoded JSON body; a `ValueError`, `TypeError` or `KeyError`
 from `parse` becomes the vendor's protocol error. Every failure is one of the vendor's exceptions:
 httpx exceptions never escape. Pass `idempotent=False` for a write that must not be repeated once
@@ -380,6 +378,35 @@ class VendorHTTP:
         self._log.warning(
             "%s %s %s failed: %s (attempt %d/%d); retrying in %.2fs", name, method, path, last.reason, last.attempt, attempts, last.wait
         )
+
+
+class VendorClient:
+    """What every vendor client shares: `build_http` with its timeout, and a repr without the key.
+
+    A subclass sets `DEFAULT_TIMEOUT` and keeps its `VendorHTTP` as `_api`; its endpoints call `self._api.call`.
+    """
+
+    DEFAULT_TIMEOUT: ClassVar[httpx.Timeout] = httpx.Timeout(10.0, connect=5.0)
+    _api: VendorHTTP
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._api.base_url!r})"
+
+    @classmethod
+    def build_http(
+        cls,
+        base_url: str,
+        *,
+        timeout: httpx.Timeout | None = None,
+        max_connections: int = 20,
+        transport: httpx.BaseTransport | None = None,
+    ) -> httpx.Client:
+        """An `httpx.Client` for one or many of these clients (`DEFAULT_TIMEOUT` unless told otherwise).
+
+        It holds no key (that goes per request) and follows no redirect (see `build_http`).
+        """
+        timeout = timeout if timeout is not None else cls.DEFAULT_TIMEOUT
+        return build_http(base_url, timeout=timeout, max_connections=max_connections, transport=transport)
 
 
 def _transient(state: tenacity.RetryCallState) -> _Transient:
