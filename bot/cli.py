@@ -96,7 +96,15 @@ def _events_replay(settings: Settings, since: datetime, until: datetime | None) 
     return 1 if failed else 0
 
 
+SANDBOX_EXTRA = "pip install 'imocha-slack-bot[sandbox]'"
+
+
 def _sandbox(host: str, port: int) -> int:
+    try:
+        import reportlab  # noqa: F401  (the sandbox's report PDFs; the one thing its extra adds)
+    except ImportError:
+        print(f"imocha-bot: the sandbox is an optional extra; install it with: {SANDBOX_EXTRA}", file=sys.stderr)
+        return 2
     from bot import logs
     from bot.sandbox import serve
 

@@ -31,7 +31,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.imocha import retry_after_seconds
+from bot.vendors.http import retry_after_seconds
 from store import repos
 from store.models import Application, AuditEntry, Candidate, EventDelivery, Invitation, Job, Workspace
 

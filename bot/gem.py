@@ -13,24 +13,24 @@ import logging
 import random as _random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 
-# One retry policy and one Retry-After parser for both vendors' clients.
-from bot.clock import system_clock
-from bot.imocha import RetryPolicy, retry_after_seconds
+from bot.vendors.errors import VendorError, VendorRateLimitError, VendorStatusError
+from bot.vendors.http import Failure, RetryPolicy, Vendor, VendorClient, VendorHTTP
+from bot.vendors.pacing import RateLimiter
+from bot.vendors.parsing import opt_datetime
 
 logger = logging.getLogger("bot.gem")
 
 _T = TypeVar("_T")
 
 NOTE_MAX_CHARS = 10_000  # Gem's documented limit for a note body
-DEFAULT_RETRY = RetryPolicy()  # frozen, so one shared default is safe
+DEFAULT_RETRY = RetryPolicy()  # frozen, so one shared default is safe; the same policy as iMocha's
 
 # --------------------------------------------------------------------------------------------------
 # Values returned by the client
@@ -116,28 +116,16 @@ class Note:
 # --------------------------------------------------------------------------------------------------
 
 
-class GemError(Exception):
+class GemError(VendorError):
     """Anything that went wrong talking to Gem. httpx exceptions never escape the client."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class GemConnectionError(GemError):
     """Gem could not be reached (connect error, timeout, broken protocol), after retries."""
 
 
-class GemStatusError(GemError):
-    """Gem answered with a non-2xx status."""
-
-    def __init__(self, status_code: int, message: str, body: object = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.body = body
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
+class GemStatusError(GemError, VendorStatusError):
+    """Gem answered with a non-2xx status (`status_code`, `message`, `body`)."""
 
 
 class GemAuthError(GemStatusError):
@@ -152,12 +140,8 @@ class GemNotFoundError(GemStatusError):
     """404: no such candidate or application (deleted, or merged into another record)."""
 
 
-class GemRateLimitError(GemStatusError):
-    """429 ("Too Many Requests" or the gateway's "Limit Exceeded"), still, after retries."""
-
-    def __init__(self, status_code: int, message: str, body: object = None, *, retry_after: float | None = None) -> None:
-        super().__init__(status_code, message, body)
-        self.retry_after = retry_after
+class GemRateLimitError(GemStatusError, VendorRateLimitError):
+    """429 ("Too Many Requests" or the gateway's "Limit Exceeded"), still, after retries (`retry_after`, seconds)."""
 
 
 class GemServerError(GemStatusError):
@@ -169,61 +153,8 @@ class GemProtocolError(GemError):
 
 
 # --------------------------------------------------------------------------------------------------
-# Pacing
+# Pacing (one `bot.vendors.pacing.RateLimiter` per key)
 # --------------------------------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """Paces one API key: a token bucket (`rate` requests per second, `burst` at once), at most
-    `max_in_flight` requests at a time, and a shared pause after a 429 so that every thread using the
-    key waits, not only the one that was told to."""
-
-    def __init__(
-        self,
-        *,
-        rate: float = 10.0,
-        burst: int = 10,
-        max_in_flight: int = 4,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate <= 0 or burst < 1 or max_in_flight < 1:
-            raise ValueError("rate, burst and max_in_flight must be positive")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._tokens = float(burst)
-        self._updated = clock()
-        self._paused_until = 0.0
-        self._in_flight = threading.BoundedSemaphore(max_in_flight)
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one of the in-flight places and one token for the duration of a request."""
-        with self._in_flight:
-            self._take()
-            yield
-
-    def pause(self, seconds: float) -> None:
-        """No request with this key for `seconds` (from a 429's Retry-After)."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
-
-    def _take(self) -> None:
-        while True:
-            with self._lock:
-                now = self._clock()
-                wait = self._paused_until - now
-                if wait <= 0:
-                    self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
-                    self._updated = now
-                    if self._tokens >= 1 - 1e-9:  # float error must not leave a sliver of a token to wait for
-                        self._tokens = max(0.0, self._tokens - 1)
-                        return
-                    wait = (1 - self._tokens) / self.rate
-            self._sleep(wait)
 
 
 class GemClients:
@@ -256,7 +187,7 @@ def key_fingerprint(api_key: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-class GemClient:
+class GemClient(VendorClient):
     """Gem's ATS API over an injected `httpx.Client` (which carries the base URL and may be shared)."""
 
     DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -274,53 +205,37 @@ class GemClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
-        clock: Callable[[], datetime] = system_clock,  # the time base of `sleep`, for Retry-After dates
+        clock: Callable[[], datetime] | None = None,  # the time base of `sleep`, for Retry-After dates (default: the wall clock)
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("Gem API key is empty")
         if not 1 <= page_size <= self.PAGE_SIZE:
             raise ValueError(f"page_size must be from 1 to {self.PAGE_SIZE}")
-        self._http = http
-        self._api_key = api_key.strip()
+        key = api_key.strip()
+        headers = {"X-API-Key": key}
         # Integration partners send an application secret with the customer's key; a team's own key
         # appears to work alone (unconfirmed by Gem), so it is sent only when configured.
-        self._secret = application_secret.strip() if application_secret and application_secret.strip() else None
+        secret = application_secret.strip() if application_secret and application_secret.strip() else None
+        if secret:
+            headers["X-Application-Secret"] = secret
         self._page_size = page_size
-        self._limiter = limiter or RateLimiter()
-        self._retry = retry
-        self._sleep = sleep
-        self._random = random
-        self._clock = clock
-
-    def __repr__(self) -> str:
-        return f"GemClient(base_url={str(self._http.base_url)!r})"
-
-    @staticmethod
-    def build_http(
-        base_url: str,
-        *,
-        timeout: httpx.Timeout | None = None,
-        max_connections: int = 20,
-        transport: httpx.BaseTransport | None = None,
-    ) -> httpx.Client:
-        """An `httpx.Client` for every `GemClient`; it holds no key (that goes per request).
-
-        Redirects are not followed: a redirect would carry the `X-API-Key` header to wherever it points.
-        """
-        return httpx.Client(
-            base_url=base_url,
-            timeout=timeout if timeout is not None else GemClient.DEFAULT_TIMEOUT,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "imocha-slack-bot"},
-            follow_redirects=False,
+        self._api = VendorHTTP(
+            http,
+            GEM,
+            headers=headers,
+            secrets=[key, secret],
+            retry=retry,
+            sleep=sleep,
+            random=random,
+            clock=clock,
+            pacer=limiter or RateLimiter(),
         )
 
     # ---- reads -----------------------------------------------------------------------------------
 
     def check_key(self) -> int:
         """One cheap authenticated call (`GET /ats/v0/users`); GemAuthError when Gem refuses the key."""
-        users = self._call("GET", "/ats/v0/users", _list_of(_parse_user), params={"page": 1, "per_page": 1})
+        users = self._api.call("GET", "/ats/v0/users", _list_of(_parse_user), params={"page": 1, "per_page": 1})
         return len(users)
 
     def applications(
@@ -337,7 +252,7 @@ class GemClient:
         return self._all_pages("/ats/v0/applications", _parse_application, params)
 
     def candidate(self, candidate_id: str) -> Candidate:
-        return self._call("GET", f"/ats/v0/candidates/{_path_id(candidate_id)}", _parse_candidate)
+        return self._api.call("GET", f"/ats/v0/candidates/{_path_id(candidate_id)}", _parse_candidate)
 
     def jobs(self) -> list[Job]:
         # `GET /ats/v0/jobs/{id}` is unconfirmed; public code reads the list, and so does this.
@@ -360,7 +275,7 @@ class GemClient:
         if user_id:
             payload["user_id"] = user_id
         path = f"/ats/v0/candidates/{_path_id(candidate_id)}/activity_feed/notes"
-        return self._call("POST", path, _parse_note, json=payload, idempotent=False)
+        return self._api.call("POST", path, _parse_note, json=payload, idempotent=False)
 
     # ---- plumbing --------------------------------------------------------------------------------
 
@@ -368,7 +283,7 @@ class GemClient:
         items: list[_T] = []
         seen: set[str] = set()
         for page in range(1, self._MAX_PAGES + 1):
-            raw = self._call("GET", path, _raw_list, params={**params, "page": page, "per_page": self._page_size})
+            raw = self._api.call("GET", path, _raw_list, params={**params, "page": page, "per_page": self._page_size})
             fresh = 0
             for value in raw:
                 try:
@@ -388,137 +303,35 @@ class GemClient:
                 break
         return items
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        parse: Callable[[Any], _T],
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool = True,
-    ) -> _T:
-        data = self._request(method, path, params=params, json=json, idempotent=idempotent)
-        try:
-            return parse(data)
-        except (ValueError, TypeError, KeyError) as exc:
-            logger.warning("Gem %s %s failed: 2xx body is not the documented shape", method, path)
-            raise GemProtocolError(f"unexpected response from Gem {method} {path}: {exc}") from exc
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool = True,
-    ) -> Any:
-        """Send one logical request: pacing, auth headers, retries, error mapping and JSON decoding."""
-        headers = {"X-API-Key": self._api_key, "Accept": "application/json"}
-        if self._secret:
-            headers["X-Application-Secret"] = self._secret
-        max_attempts = self._retry.max_attempts
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._limiter.slot():
-                    response = self._http.request(method, path, params=params, json=json, headers=headers)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                reason = type(exc).__name__
-                # Without a connection Gem saw nothing; after one, a write may have landed.
-                retryable = isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
-                if not idempotent:
-                    retryable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-                if retryable and attempt < max_attempts:
-                    self._pause(method, path, reason, attempt, self._retry.backoff(attempt, self._random()))
-                    continue
-                logger.warning("Gem %s %s failed: %s (attempt %d/%d)", method, path, reason, attempt, max_attempts)
-                detail = self._scrub(str(exc)) or reason
-                raise GemConnectionError(f"could not reach Gem for {method} {path}: {reason}: {detail}") from exc
+def _status_error(failure: Failure) -> GemError:
+    """The exception for a non-2xx answer (given to the vendor HTTP base as Gem's `status_error`)."""
+    status, message, body = failure.status_code, failure.message, failure.body
+    if 300 <= status < 400:
+        where = failure.headers.get("location", "?")
+        return GemProtocolError(f"Gem answered HTTP {status} (a redirect to {where}); check GEM_BASE_URL")
+    if status == 429:
+        return GemRateLimitError(status, message, body, retry_after=failure.retry_after)
+    if status in (401, 403):
+        return GemAuthError(status, message, body)
+    if status in (400, 422):
+        return GemBadRequestError(status, message, body)
+    if status == 404:
+        return GemNotFoundError(status, message, body)
+    if status >= 500:
+        return GemServerError(status, message, body)
+    return GemStatusError(status, message, body)
 
-            status = response.status_code
-            logger.debug("Gem %s %s -> %d (attempt %d/%d)", method, path, status, attempt, max_attempts)
-            if response.is_success:
-                return self._decode(method, path, response)
 
-            retry_after = retry_after_seconds(response, self._clock)
-            if status == 429:
-                # Throttled requests never reach Gem, so even a note is safe to send again. Every thread
-                # using this key waits: the limit is per key, not per request.
-                delay = self._retry.honour(retry_after) if retry_after is not None else self._retry.backoff(attempt, self._random())
-                self._limiter.pause(delay)
-                if attempt < max_attempts:
-                    logger.warning(
-                        "Gem rate limit (HTTP 429) on %s %s (attempt %d/%d); waiting %.2fs%s",
-                        method,
-                        path,
-                        attempt,
-                        max_attempts,
-                        delay,
-                        " as Retry-After asks" if retry_after is not None else "",
-                    )
-                    continue
-            elif idempotent and status in RetryPolicy.RETRY_STATUSES and attempt < max_attempts:
-                delay = self._retry.honour(retry_after) if retry_after is not None else self._retry.backoff(attempt, self._random())
-                self._pause(method, path, f"HTTP {status}", attempt, delay)
-                continue
-
-            error = self._status_error(response, retry_after)
-            if isinstance(error, GemAuthError):
-                logger.warning(
-                    "Gem %s %s failed: HTTP %d, Gem refused the API key (check it, and that API access is enabled for the Gem account)",
-                    method,
-                    path,
-                    status,
-                )
-            elif isinstance(error, GemRateLimitError):
-                logger.warning("Gem %s %s failed: still rate-limited (HTTP 429) after %d attempts", method, path, attempt)
-            else:
-                logger.warning("Gem %s %s failed: HTTP %d (attempt %d/%d)", method, path, status, attempt, max_attempts)
-            logger.debug("Gem %s %s error message: %s", method, path, error.message)
-            raise error
-
-    def _pause(self, method: str, path: str, reason: str, attempt: int, delay: float) -> None:
-        logger.warning(
-            "Gem %s %s failed: %s (attempt %d/%d); retrying in %.2fs", method, path, reason, attempt, self._retry.max_attempts, delay
-        )
-        self._sleep(delay)
-
-    def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
-        if not response.content.strip():
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            logger.warning("Gem %s %s failed: HTTP %d body is not JSON", method, path, response.status_code)
-            raise GemProtocolError(f"Gem {method} {path} answered HTTP {response.status_code} with a body that is not JSON") from exc
-
-    def _status_error(self, response: httpx.Response, retry_after: float | None) -> GemError:
-        status = response.status_code
-        body = _error_body(response)
-        text = _error_text(body)
-        message = self._scrub(text) if text else f"HTTP {status} {response.reason_phrase}".strip()
-        if 300 <= status < 400:
-            return GemProtocolError(
-                f"Gem answered HTTP {status} (a redirect to {response.headers.get('location', '?')}); check GEM_BASE_URL"
-            )
-        if status == 429:
-            return GemRateLimitError(status, message, body, retry_after=retry_after)
-        if status in (401, 403):
-            return GemAuthError(status, message, body)
-        if status in (400, 422):
-            return GemBadRequestError(status, message, body)
-        if status == 404:
-            return GemNotFoundError(status, message, body)
-        if status >= 500:
-            return GemServerError(status, message, body)
-        return GemStatusError(status, message, body)
-
-    def _scrub(self, text: str) -> str:
-        text = text.replace(self._api_key, "[redacted]")
-        return text.replace(self._secret, "[redacted]") if self._secret else text
+GEM = Vendor(
+    name="Gem",
+    logger=logger,
+    connection_error=GemConnectionError,
+    protocol_error=GemProtocolError,
+    status_error=_status_error,
+    auth_error=GemAuthError,
+    auth_hint="Gem refused the API key (check it, and that API access is enabled for the Gem account)",
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -531,35 +344,6 @@ def iso_utc(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("a timezone-aware datetime is required")
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _error_body(response: httpx.Response) -> object:
-    if not response.content.strip():
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
-
-
-def _error_text(body: object) -> str | None:
-    """Gem's `{code, status, message, errors}`, or the gateway's `{"message": ...}`, as one line."""
-    if isinstance(body, str):
-        return body.strip()[:300] or None
-    if not isinstance(body, dict):
-        return None
-    parts: list[str] = []
-    message = body.get("message") or body.get("Message")
-    if isinstance(message, str) and message.strip():
-        parts.append(message.strip())
-    errors = body.get("errors")
-    if isinstance(errors, dict):
-        for field, value in errors.items():
-            values = value if isinstance(value, list) else [value]
-            parts.extend(f"{field}: {v}" for v in values if v not in (None, ""))
-    elif isinstance(errors, list):
-        parts.extend(str(e) for e in errors if e not in (None, ""))
-    return "; ".join(parts)[:500] or None
 
 
 def _path_id(value: str) -> str:
@@ -602,16 +386,6 @@ def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def _ref(value: object) -> Ref | None:
     if not isinstance(value, dict) or value.get("id") in (None, ""):
         return None
@@ -627,8 +401,8 @@ def _parse_application(value: object) -> Application:
         status=_text(item.get("status")).lower() or None,
         stage=_ref(item.get("current_stage")),
         jobs=jobs,
-        last_activity_at=_time(item.get("last_activity_at")),
-        deleted_at=_time(item.get("deleted_at")),
+        last_activity_at=opt_datetime(item.get("last_activity_at")),
+        deleted_at=opt_datetime(item.get("deleted_at")),
     )
 
 

@@ -42,8 +42,7 @@ ALLOWED_WALL_CLOCK = {
     "bot/check.py": "`imocha-bot check` is its own composition root (a one-shot CLI command)",
     "bot/cli.py": "`imocha-bot events replay` is its own composition root (a one-shot CLI command)",
     "bot/scheduler.py": "APScheduler fires on its own wall-clock timeline; the domain clock only decides leases",
-    "bot/imocha.py": "default time base of the client's real `sleep` for Retry-After dates; build_runtime passes its clock",
-    "bot/gem.py": "default time base of the client's real `sleep` for Retry-After dates; build_runtime passes its clock",
+    "bot/vendors/http.py": "default time base of a vendor client's real `sleep` for Retry-After dates; build_runtime passes its clock",
     "bot/sandbox/state.py": "the sandbox is a separate iMocha with its own clock (tests pass theirs)",
 }
 

@@ -1,4 +1,4 @@
-"""The bot's iMocha client (`bot/imocha.py`) against the sandbox over real HTTP, not MockTransport.
+"""The bot's iMocha client (`bot/imocha/`) against the sandbox over real HTTP, not MockTransport.
 
 Each public method of `ImochaClient` is exercised end to end: the client builds the request, the
 sandbox answers with iMocha's paths, spellings and error shapes, and the client parses the answer.

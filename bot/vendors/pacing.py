@@ -1,0 +1,65 @@
+"""Pacing one API key: a token bucket, a cap on requests in flight, and a shared pause after a 429.
+
+A `RateLimiter` is the `Pacer` a `VendorHTTP` takes; give every client that uses one key the same
+limiter (`bot.gem.GemClients` keeps one per key), so that they share the key's budget.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class RateLimiter:
+    """Paces one API key: a token bucket (`rate` requests per second, `burst` at once), at most
+    `max_in_flight` requests at a time, and a shared pause after a 429 so that every thread using the
+    key waits, not only the one that was told to."""
+
+    def __init__(
+        self,
+        *,
+        rate: float = 10.0,
+        burst: int = 10,
+        max_in_flight: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0 or burst < 1 or max_in_flight < 1:
+            raise ValueError("rate, burst and max_in_flight must be positive")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._paused_until = 0.0
+        self._in_flight = threading.BoundedSemaphore(max_in_flight)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the in-flight places and one token for the duration of a request."""
+        with self._in_flight:
+            self._take()
+            yield
+
+    def pause(self, seconds: float) -> None:
+        """No request with this key for `seconds` (from a 429's Retry-After)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+
+    def _take(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._paused_until - now
+                if wait <= 0:
+                    self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
+                    self._updated = now
+                    if self._tokens >= 1 - 1e-9:  # float error must not leave a sliver of a token to wait for
+                        self._tokens = max(0.0, self._tokens - 1)
+                        return
+                    wait = (1 - self._tokens) / self.rate
+            self._sleep(wait)
