@@ -41,9 +41,12 @@ What it relies on, as found on 2026-12-03 (the `search` tool's stored copies of 
   `X-RateLimit-Remaining`; over it, 429 with `Retry-After` (Harvest introduction for v1; the apis.io
   Greenhouse rate-limit profile for v3 adds `X-RateLimit-Reset`).
 
-The client retries reads and token requests on connection errors, 5xx and short `Retry-After`s; a write
-is retried only when Greenhouse certainly did not act on it (no connection made, or 429). Everything
-else is raised as a typed error for the write-back queue (bot/writeback.py) to schedule or report.
+Requests go through the shared vendor request path (`bot.vendors.http.VendorHTTP`), which retries
+reads and token requests on connection errors, 5xx and short `Retry-After`s (a longer one is raised at
+once); a write is retried only when Greenhouse certainly did not act on it (no connection made, or
+429). Greenhouse's own: one more try with a fresh token after a 401, and `maybe_sent` on a write's
+connection error. Everything else is raised as a typed error for the write-back queue
+(bot/writeback.py) to schedule or report.
 """
 
 from __future__ import annotations
