@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     gem_base_url: str = "https://api.gem.com"
-    # Greenhouse Harvest v3 and its OAuth token endpoint, for decisions written back (bot/greenhouse.py).
+    # Greenhouse Harvest v3 and its OAuth token endpoint, for decisions written back (bot/greenhouse/).
     greenhouse_harvest_url: str = "https://harvest.greenhouse.io"
     greenhouse_auth_url: str = "https://auth.greenhouse.io"
     # Only for a Gem partner integration, which sends an application secret with each customer's key.

@@ -20,31 +20,26 @@ claim, so it is written by one process at a time and recorded once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import gem, metrics
+from bot import gem
 from bot.claims import ClaimKeeper, claim_holder_id
-from bot.domain import normalise_key
 from bot.gem_directory import GemDirectory
+from bot.gem_intake import MAX_APPLICATION_FAILURES, PERMANENT, GemTakeIn, Target, match
 from bot.gem_notes import GemScoreNotes, note_body
-from bot.intake import Intake, IntakeEvent, UnknownWorkspace, valid_email
+from bot.gem_stages import GemStages
+from bot.intake import Intake, UnknownWorkspace
 from bot.workspaces import Workspaces
 from store import repos
-from store.models import GemApplication, Plan, Workspace
+from store.models import Workspace
 
 log = logging.getLogger("bot.gem")
 
-IN_CHUNK = 500  # ids per IN (...) list
-# Gem errors about one application that asking again will not fix: the move is recorded and skipped.
-PERMANENT = (gem.GemNotFoundError, gem.GemBadRequestError, gem.GemProtocolError)
-# After this many failed cycles in a row, a transiently failing application stops holding the checkpoint.
-MAX_APPLICATION_FAILURES = 5
 AUTH_RETRY = timedelta(minutes=15)  # a refused key is tried again this often (or as soon as it is replaced)
 DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 
@@ -70,16 +65,9 @@ class GemPollStats:
         return self.error is None and self.failed == 0
 
 
-@dataclass(frozen=True)
-class _Target:
-    """A move into a planned stage: what the intake will be told."""
-
-    app: gem.Application
-    job: gem.Ref
-    stage_name: str
-
-
 class GemPoller:
+    """Each cycle: read a workspace's recent Gem applications, record stage moves, take planned ones in."""
+
     def __init__(
         self,
         session_factory: sessionmaker[Session],
@@ -101,17 +89,14 @@ class GemPoller:
         self._claims = claims or ClaimKeeper(session_factory, holder=claim_holder_id(), clock=clock)
         self._workspaces = workspaces
         self._clients = clients
-        self._intake = intake
         self._clock = clock
-        self._deliver = deliver
-        self._user_by_email = user_by_email
         self._overlap = overlap
         self._full_scan_every = full_scan_every
-        self._max_workers = max(1, max_workers)
         self._not_before: dict[int, datetime] = {}  # per workspace, after a 429 (the notes wait for it too)
         self._refused: dict[int, tuple[str, datetime]] = {}  # per workspace: refused key, next try
-        self._failures: dict[tuple[int, str], int] = {}  # (workspace, application): failed cycles
         self.directory = GemDirectory(clock, user_by_email)
+        self.stages = GemStages(session_factory, clock)
+        self.take_in = GemTakeIn(intake, self.directory, self.stages, deliver=deliver, max_workers=max_workers)
         self.notes = GemScoreNotes(
             session_factory,
             workspaces,
@@ -160,13 +145,10 @@ class GemPoller:
     def poll_workspace(self, workspace_id: int) -> GemPollStats:
         now = self._clock()
         stats = GemPollStats(workspace_id)
-        with self._sf() as session:
-            ws = session.get(Workspace, workspace_id)
-            if ws is None or not ws.active:
-                stats.skipped = "workspace inactive"
-                return stats
-            team_id, checkpoint, full_scan_at = ws.team_id, ws.gem_checkpoint, ws.gem_full_scan_at
-            stage_ids = {str(s) for s in ws.gem_stage_ids or [] if isinstance(s, str | int)}
+        loaded = self._load(workspace_id, stats)
+        if loaded is None:
+            return stats
+        team_id, checkpoint, full_scan_at, stage_ids = loaded
         key = self._workspaces.gem_key(workspace_id)
         if key is None:
             stats.skipped = "no Gem key"
@@ -183,38 +165,34 @@ class GemPoller:
             apps = client.applications(last_activity_after=since, status="active")
             stats.seen = len(apps)
             self._process(workspace_id, team_id, client, apps, stage_ids, stats)
-        except gem.GemAuthError as exc:
-            self._refused[workspace_id] = (gem.key_fingerprint(key), now + AUTH_RETRY)
-            stats.error = f"Gem refused the API key (HTTP {exc.status_code})"
-            log.warning(
-                "Gem poll of workspace %s stopped: Gem refused its API key (HTTP %d: %s). An admin can paste a working "
-                "key in `/imocha setup`; until then this workspace is tried again every %d minutes.",
-                team_id,
-                exc.status_code,
-                exc.message,
-                AUTH_RETRY.total_seconds() // 60,
-            )
+        except (gem.GemError, UnknownWorkspace) as exc:
+            self._stopped(workspace_id, team_id, key, now, exc, stats)
             return stats
-        except gem.GemRateLimitError as exc:
-            wait = timedelta(seconds=exc.retry_after) if exc.retry_after else DEFAULT_RETRY_AFTER
-            self._not_before[workspace_id] = now + wait
-            stats.error = "Gem rate limit (HTTP 429)"
-            log.warning(
-                "Gem poll of workspace %s stopped: Gem is rate-limiting its key (HTTP 429); no Gem calls for %ds, "
-                "checkpoint kept, the same window is read again next cycle",
-                team_id,
-                wait.total_seconds(),
-            )
-            return stats
-        except gem.GemError as exc:
-            stats.error = f"{exc.__class__.__name__}: {exc.message}"
-            log.warning("Gem poll of workspace %s stopped: %s; checkpoint kept, the window is read again next cycle", team_id, exc.message)
-            return stats
-        except UnknownWorkspace as exc:
-            stats.error = str(exc)
-            log.warning("Gem poll of workspace %s stopped: %s", team_id, exc)
-            return stats
+        self._finish(workspace_id, team_id, now, stats)
+        return stats
 
+    def _load(self, workspace_id: int, stats: GemPollStats) -> tuple[str, datetime | None, datetime | None, set[str]] | None:
+        """The workspace's team, checkpoint, last full scan and chosen stage ids; None when it is inactive."""
+        with self._sf() as session:
+            ws = session.get(Workspace, workspace_id)
+            if ws is None or not ws.active:
+                stats.skipped = "workspace inactive"
+                return None
+            stage_ids = {str(s) for s in ws.gem_stage_ids or [] if isinstance(s, str | int)}
+            return ws.team_id, ws.gem_checkpoint, ws.gem_full_scan_at, stage_ids
+
+    def _stopped(
+        self, workspace_id: int, team_id: str, key: str, now: datetime, exc: gem.GemError | UnknownWorkspace, stats: GemPollStats
+    ) -> None:
+        """Hold the key back after a refusal or a 429, and say why the cycle stopped."""
+        if isinstance(exc, gem.GemAuthError):
+            self._refused[workspace_id] = (gem.key_fingerprint(key), now + AUTH_RETRY)
+        elif isinstance(exc, gem.GemRateLimitError):
+            self._not_before[workspace_id] = now + _rate_limit_wait(exc)
+        _report_stop(team_id, exc, stats)
+
+    def _finish(self, workspace_id: int, team_id: str, now: datetime, stats: GemPollStats) -> None:
+        """Move the checkpoint on unless an application failed, and log what the cycle did."""
         if stats.failed:
             log.warning(
                 "Gem poll of workspace %s: %d application(s) could not be taken in; checkpoint kept, they are tried again next cycle",
@@ -228,17 +206,7 @@ class GemPoller:
                     ws.gem_checkpoint = now
                     if stats.full_scan:
                         ws.gem_full_scan_at = now
-        log.log(
-            logging.INFO if stats.moved or stats.baseline else logging.DEBUG,
-            "Gem poll of workspace %s (%s): %d applications read, %d stage moves, %d into planned stages, %d cards created",
-            team_id,
-            "first sync, stages recorded" if stats.baseline else ("full scan" if stats.full_scan else "incremental"),
-            stats.seen,
-            stats.moved,
-            stats.matched,
-            stats.created,
-        )
-        return stats
+        _report_cycle(team_id, stats)
 
     def _waiting(self, workspace_id: int, key: str, now: datetime, stats: GemPollStats) -> bool:
         not_before = self._not_before.get(workspace_id)
@@ -264,190 +232,83 @@ class GemPoller:
         stats: GemPollStats,
     ) -> None:
         current = {a.id: a for a in apps if a.deleted_at is None and a.status in (None, "active")}
-        stored = self._stored_stages(workspace_id, current)
+        stored = self.stages.stored(workspace_id, current)
         moves = [a for a in current.values() if a.id not in stored or stored[a.id] != (a.stage.id if a.stage else None)]
         stats.moved = len(moves)
         if not moves:
             return
         if stats.baseline:
-            self._record(workspace_id, moves)
+            self.stages.record(workspace_id, moves)
             return
         with self._sf() as session:
             plans = repos.plans_for(session, workspace_id)
-        targets: list[_Target] = []
+        targets: list[Target] = []
         unplanned: list[gem.Application] = []
         for app in moves:
-            target = _match(app, plans, stage_ids)
+            target = match(app, plans, stage_ids)
             if target is None:
                 unplanned.append(app)
             else:
                 targets.append(target)
-        self._record(workspace_id, unplanned)
+        self.stages.record(workspace_id, unplanned)
         stats.matched = len(targets)
         if not targets:
             return
 
-        candidates = self._candidates(client, [t.app for t in targets])
-        for target in targets:
-            found = candidates.get(target.app.id)
-            try:
-                if isinstance(found, gem.GemError):
-                    raise found
-                created = self._take_in(workspace_id, team_id, client, target, found)
-            except (gem.GemAuthError, gem.GemRateLimitError):
-                raise  # the key's problem, not this application's: the cycle stops
-            except PERMANENT as exc:
-                log.warning(
-                    "Gem application %s entered %s but could not be read (%s); skipped", target.app.id, target.stage_name, exc.message
-                )
-                self._record(workspace_id, [target.app])
-                continue
-            except gem.GemError as exc:
-                if self._failed_again(workspace_id, target.app, exc):
-                    stats.failed += 1
-                continue
-            self._failures.pop((workspace_id, target.app.id), None)
-            self._record(workspace_id, [target.app])
-            stats.created += int(created)
+        created, failed = self.take_in.all(workspace_id, team_id, client, targets)
+        stats.created += created
+        stats.failed += failed
 
-    def _failed_again(self, workspace_id: int, app: gem.Application, exc: gem.GemError) -> bool:
-        """Count a transient failure; True while the application should hold the checkpoint back."""
-        key = (workspace_id, app.id)
-        count = self._failures.get(key, 0) + 1
-        if count >= MAX_APPLICATION_FAILURES:
-            self._failures.pop(key, None)
-            log.error("Gem application %s failed %d cycles in a row (%s); giving up on this stage move", app.id, count, exc.message)
-            self._record(workspace_id, [app])
-            return False
-        self._failures[key] = count
-        log.warning("Gem application %s: %s; it is tried again next cycle (%d/%d)", app.id, exc.message, count, MAX_APPLICATION_FAILURES)
-        return True
 
-    def _candidates(self, client: gem.GemClient, apps: Sequence[gem.Application]) -> dict[str, gem.Candidate | gem.GemError | None]:
-        """Each application's candidate, read with bounded concurrency (the client's limiter paces them)."""
+# --------------------------------------------------------------------------------------------------
+# What a cycle says
+# --------------------------------------------------------------------------------------------------
 
-        def read(app: gem.Application) -> gem.Candidate | gem.GemError | None:
-            if app.candidate_id is None:
-                return None
-            try:
-                return client.candidate(app.candidate_id)
-            except gem.GemError as exc:
-                return exc
 
-        with ThreadPoolExecutor(max_workers=min(self._max_workers, len(apps)), thread_name_prefix="gem") as pool:
-            return dict(zip([a.id for a in apps], pool.map(read, apps), strict=True))
+def _rate_limit_wait(exc: gem.GemRateLimitError) -> timedelta:
+    return timedelta(seconds=exc.retry_after) if exc.retry_after else DEFAULT_RETRY_AFTER
 
-    def _take_in(self, workspace_id: int, team_id: str, client: gem.GemClient, target: _Target, candidate: gem.Candidate | None) -> bool:
-        app = target.app
-        email = _usable_email(candidate.email_candidates if candidate else [])
-        if email is None:
-            log.info("Gem candidate of application %s has no usable email: the card says so and offers no Send", app.id)
-        name = (candidate.name if candidate else "") or "Unnamed candidate"
-        event = IntakeEvent(
-            source="gem",
-            team_id=team_id,
-            application_id=app.id,
-            candidate_name=name[:200],
-            candidate_email=email,
-            job_id=target.job.id,
-            job_name=(target.job.name or target.job.id)[:200],
-            stage_name=target.stage_name[:200],
-            # Gem's (application, stage) is the delivery: the same move seen twice is one card.
-            delivery_id=f"{app.id}:{app.stage.id if app.stage else ''}"[:200],
-            candidate_id=app.candidate_id,
-            recruiter_email=self.directory.recruiter_email(workspace_id, team_id, client, target.job.id),
+
+def _report_stop(team_id: str, exc: gem.GemError | UnknownWorkspace, stats: GemPollStats) -> None:
+    """Why the cycle stopped, on the stats and in the log; the checkpoint stays where it was."""
+    if isinstance(exc, UnknownWorkspace):
+        stats.error = str(exc)
+        log.warning("Gem poll of workspace %s stopped: %s", team_id, exc)
+    elif isinstance(exc, gem.GemAuthError):
+        stats.error = f"Gem refused the API key (HTTP {exc.status_code})"
+        log.warning(
+            "Gem poll of workspace %s stopped: Gem refused its API key (HTTP %d: %s). An admin can paste a working "
+            "key in `/imocha setup`; until then this workspace is tried again every %d minutes.",
+            team_id,
+            exc.status_code,
+            exc.message,
+            AUTH_RETRY.total_seconds() // 60,
         )
-        result = self._intake.receive(event)
-        if not result.accepted:
-            log.info("Gem application %s: %s", app.id, result.reason)
-            return False
-        metrics.INTAKE.labels(source="gem", outcome="created" if result.created else "duplicate").inc()
-        if result.created and self._deliver is not None:
-            try:
-                self._deliver(application_id=result.application_id)
-            except Exception:  # the card is queued; the outbox job delivers it later
-                log.exception("delivering the card of Gem application %s failed; the outbox retries it", app.id)
-        return result.created
-
-    # -- recruiters --------------------------------------------------------------------------------
-
-    # -- stored stages -----------------------------------------------------------------------------
-
-    def _stored_stages(self, workspace_id: int, apps: Iterable[str]) -> dict[str, str | None]:
-        ids = list(apps)
-        stored: dict[str, str | None] = {}
-        with self._sf() as session:
-            for offset in range(0, len(ids), IN_CHUNK):
-                chunk = ids[offset : offset + IN_CHUNK]
-                rows = session.execute(
-                    select(GemApplication.gem_application_id, GemApplication.stage_id).where(
-                        GemApplication.workspace_id == workspace_id, GemApplication.gem_application_id.in_(chunk)
-                    )
-                )
-                stored.update({app_id: stage_id for app_id, stage_id in rows})
-        return stored
-
-    def _record(self, workspace_id: int, apps: Sequence[gem.Application]) -> None:
-        """Remember each application's current stage (insert or update), so the move is not seen again."""
-        if not apps:
-            return
-        now = self._clock()
-        with self._sf.begin() as session:
-            for app in apps:
-                stage_id = app.stage.id if app.stage else None
-                values = {"workspace_id": workspace_id, "gem_application_id": app.id, "stage_id": stage_id, "seen_at": now}
-                if not repos.insert_ignore(session, GemApplication, values, ["workspace_id", "gem_application_id"]):
-                    session.execute(
-                        update(GemApplication)
-                        .where(GemApplication.workspace_id == workspace_id, GemApplication.gem_application_id == app.id)
-                        .values(stage_id=stage_id, seen_at=now)
-                    )
-
-    # -- write-back --------------------------------------------------------------------------------
+    elif isinstance(exc, gem.GemRateLimitError):
+        wait = _rate_limit_wait(exc)
+        stats.error = "Gem rate limit (HTTP 429)"
+        log.warning(
+            "Gem poll of workspace %s stopped: Gem is rate-limiting its key (HTTP 429); no Gem calls for %ds, "
+            "checkpoint kept, the same window is read again next cycle",
+            team_id,
+            wait.total_seconds(),
+        )
+    else:
+        stats.error = f"{exc.__class__.__name__}: {exc.message}"
+        log.warning("Gem poll of workspace %s stopped: %s; checkpoint kept, the window is read again next cycle", team_id, exc.message)
 
 
-# --------------------------------------------------------------------------------------------------
-# Pure helpers
-# --------------------------------------------------------------------------------------------------
+def _report_cycle(team_id: str, stats: GemPollStats) -> None:
+    log.log(
+        logging.INFO if stats.moved or stats.baseline else logging.DEBUG,
+        "Gem poll of workspace %s (%s): %d applications read, %d stage moves, %d into planned stages, %d cards created",
+        team_id,
+        "first sync, stages recorded" if stats.baseline else ("full scan" if stats.full_scan else "incremental"),
+        stats.seen,
+        stats.moved,
+        stats.matched,
+        stats.created,
+    )
 
 
-def _match(app: gem.Application, plans: Sequence[Plan], stage_ids: set[str]) -> _Target | None:
-    """Whether the application's new stage is a planned one, and the stage name the intake should see.
-
-    A plan matches as for `/webhooks/ats`: its job is one of the application's jobs (id or name) and
-    its stage is the stage's name. A stage the admin chose by id also counts when its job has plans for
-    exactly one stage: that stage's name is then used, so the intake finds the same plan.
-    """
-    if app.stage is None or not app.jobs:
-        return None
-    stage_key = normalise_key(app.stage.name)
-    for job in app.jobs:
-        keys = {normalise_key(job.id), normalise_key(job.name)} - {""}
-        for plan in plans:
-            if plan.job_key in keys and plan.stage_key == stage_key:
-                return _Target(app, job, app.stage.name)
-    if app.stage.id in stage_ids:
-        for job in app.jobs:
-            keys = {normalise_key(job.id), normalise_key(job.name)} - {""}
-            for_job = [p for p in plans if p.job_key in keys]
-            if len({p.stage_key for p in for_job}) == 1:
-                return _Target(app, job, for_job[0].stage_label)
-            if for_job:
-                log.warning(
-                    "Gem stage %s of application %s is an assessment stage, but job %s has plans for several stages; "
-                    "name the plan's stage like the Gem stage",
-                    app.stage.id,
-                    app.id,
-                    job.name or job.id,
-                )
-    return None
-
-
-def _usable_email(addresses: Iterable[str]) -> str | None:
-    for address in addresses:
-        if valid_email(address.strip()):
-            return address.strip()
-    return None
-
-
-__all__ = ["GemPollStats", "GemPoller", "note_body"]
+__all__ = ["MAX_APPLICATION_FAILURES", "PERMANENT", "GemPollStats", "GemPoller", "note_body"]

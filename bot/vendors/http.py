@@ -66,6 +66,8 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 30.0
+    # A Retry-After over `max_retry_after` is given up on at once (for the caller to schedule) instead of waited at the cap.
+    give_up_on_long_retry_after: bool = False
 
     RETRY_STATUSES: ClassVar[frozenset[int]] = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -176,6 +178,7 @@ class Vendor:
     error_text: Callable[[object], str | None] = error_text
     auth_error: type[Exception] | None = None  # logged with `auth_hint` instead of the attempt count
     auth_hint: str | None = None
+    failure_level: int = logging.WARNING  # of the line a failure is logged with (a client whose caller logs it: DEBUG)
 
 
 class Pacer(Protocol):
@@ -248,14 +251,17 @@ class VendorHTTP:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
         idempotent: bool = True,
     ) -> _T:
         """Send the request and parse its JSON body; a body `parse` rejects is the vendor's protocol error."""
-        data = self.request(method, path, params=params, json=json, idempotent=idempotent)
+        body = self.request(method, path, params=params, json=json, data=data, idempotent=idempotent)
         try:
-            return parse(data)
+            return parse(body)
         except (ValueError, TypeError, KeyError) as exc:
-            self._log.warning("%s %s %s failed: 2xx body is not the documented shape", self._vendor.name, method, path)
+            self._log.log(
+                self._vendor.failure_level, "%s %s %s failed: 2xx body is not the documented shape", self._vendor.name, method, path
+            )
             raise self._vendor.protocol_error(f"unexpected response from {self._vendor.name} {method} {path}: {exc}") from exc
 
     def request(
@@ -265,13 +271,17 @@ class VendorHTTP:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
         idempotent: bool = True,
     ) -> Any:
-        """Send one logical request (retried as the policy says) and return its decoded JSON body."""
+        """Send one logical request (retried as the policy says) and return its decoded JSON body.
+
+        `json` is sent as a JSON body, `data` as a form (`application/x-www-form-urlencoded`).
+        """
         attempts = iter(range(1, self._retry.max_attempts + 1))
 
         def attempt() -> httpx.Response:
-            return self._attempt(method, path, next(attempts), params=params, json=json, idempotent=idempotent)
+            return self._attempt(method, path, next(attempts), params=params, json=json, data=data, idempotent=idempotent)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self._retry.max_attempts),
@@ -290,11 +300,19 @@ class VendorHTTP:
     # ---- one attempt -----------------------------------------------------------------------------
 
     def _attempt(
-        self, method: str, path: str, number: int, *, params: Mapping[str, Any] | None, json: Any, idempotent: bool
+        self,
+        method: str,
+        path: str,
+        number: int,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, str] | None,
+        idempotent: bool,
     ) -> httpx.Response:
         try:
             with self._pacer.slot() if self._pacer is not None else nullcontext():
-                response = self._http.request(method, path, params=params, json=json, headers=self._headers)
+                response = self._http.request(method, path, params=params, json=json, data=data, headers=self._headers)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             if isinstance(exc, httpx.HTTPError) and _retryable_transport(exc, idempotent):
                 raise _Transient(number, self._retry.backoff(number, self._random()), cause=exc) from exc
@@ -306,7 +324,7 @@ class VendorHTTP:
             return response
         failure = self._failure(response)
         # A throttled request never reached the vendor, so even a write is safe to send again.
-        if status == 429 or (idempotent and status in RetryPolicy.RETRY_STATUSES):
+        if (status == 429 or (idempotent and status in RetryPolicy.RETRY_STATUSES)) and not self._too_long(failure):
             wait = (
                 self._retry.honour(failure.retry_after) if failure.retry_after is not None else self._retry.backoff(number, self._random())
             )
@@ -316,6 +334,11 @@ class VendorHTTP:
                 self._pacer.pause(wait)  # the limit is per key: every thread using it waits, this one in its next slot()
             raise _Transient(number, wait, paced=paced, failure=failure)
         raise self._status_error(method, path, failure, number)
+
+    def _too_long(self, failure: Failure) -> bool:
+        """A Retry-After this client leaves to its caller rather than wait for."""
+        wait = failure.retry_after
+        return self._retry.give_up_on_long_retry_after and wait is not None and wait > self._retry.max_retry_after
 
     def _failure(self, response: httpx.Response) -> Failure:
         body = error_body(response)
@@ -330,7 +353,7 @@ class VendorHTTP:
             return response.json()
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
             name, status = self._vendor.name, response.status_code
-            self._log.warning("%s %s %s failed: HTTP %d body is not JSON", name, method, path, status)
+            self._log.log(self._vendor.failure_level, "%s %s %s failed: HTTP %d body is not JSON", name, method, path, status)
             raise self._vendor.protocol_error(f"{name} {method} {path} answered HTTP {status} with a body that is not JSON") from exc
 
     # ---- giving up, and saying so ----------------------------------------------------------------
@@ -343,20 +366,21 @@ class VendorHTTP:
 
     def _connection_error(self, method: str, path: str, exc: Exception, attempt: int) -> Exception:
         name, reason = self._vendor.name, type(exc).__name__
-        self._log.warning("%s %s %s failed: %s (attempt %d/%d)", name, method, path, reason, attempt, self._retry.max_attempts)
+        level, attempts = self._vendor.failure_level, self._retry.max_attempts
+        self._log.log(level, "%s %s %s failed: %s (attempt %d/%d)", name, method, path, reason, attempt, attempts)
         detail = self.redact(str(exc)) or reason
         return self._vendor.connection_error(f"could not reach {name} for {method} {path}: {reason}: {detail}")
 
     def _status_error(self, method: str, path: str, failure: Failure, attempt: int) -> Exception:
         error = self._vendor.status_error(failure)
         name, status = self._vendor.name, failure.status_code
-        auth = self._vendor.auth_error
+        auth, level = self._vendor.auth_error, self._vendor.failure_level
         if auth is not None and self._vendor.auth_hint and isinstance(error, auth):
-            self._log.warning("%s %s %s failed: HTTP %d, %s", name, method, path, status, self._vendor.auth_hint)
+            self._log.log(level, "%s %s %s failed: HTTP %d, %s", name, method, path, status, self._vendor.auth_hint)
         elif status == 429:
-            self._log.warning("%s %s %s failed: still rate-limited (HTTP 429) after %d attempts", name, method, path, attempt)
+            self._log.log(level, "%s %s %s failed: still rate-limited (HTTP 429) after %d attempts", name, method, path, attempt)
         else:
-            self._log.warning("%s %s %s failed: HTTP %d (attempt %d/%d)", name, method, path, status, attempt, self._retry.max_attempts)
+            self._log.log(level, "%s %s %s failed: HTTP %d (attempt %d/%d)", name, method, path, status, attempt, self._retry.max_attempts)
         self._log.debug("%s %s %s error message: %s", name, method, path, failure.message)
         return error
 

@@ -1,4 +1,4 @@
-"""A fake Greenhouse Harvest API v3 over real HTTP, shaped like the documented v3 endpoints (bot/greenhouse.py says where).
+"""A fake Greenhouse Harvest API v3 over real HTTP, shaped like the documented v3 endpoints (bot/greenhouse/client.py says where).
 
 One server answers both hosts: the OAuth token endpoint (`POST /token`, HTTP Basic client ID and
 secret, `grant_type=client_credentials`, optional `sub`) and the API (`/v3/...`, Bearer tokens). It
