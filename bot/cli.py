@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from bot.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
+    import uvicorn
     from sqlalchemy import Engine
 
     from bot.app import Runtime
@@ -155,11 +156,8 @@ def _migrate(engine: Engine, settings: Settings) -> tuple[str | None, str | None
 
 
 def _run(settings: Settings, host: str, port: int) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from bot import preflight
     from bot.crypto import SecretBox, load_secret_box
-    from store.db import current_revision, head_revision
 
     # Local checks first, then Slack, then the database: a start that fails on Slack leaves no file behind.
     settings.require_slack()
@@ -168,57 +166,16 @@ def _run(settings: Settings, host: str, port: int) -> int:
         SecretBox(settings.encryption_key.get_secret_value())  # a malformed key stops here
     slack = preflight.check_slack(settings)
     engine = preflight.open_database(settings)
-    if settings.is_sqlite:
-        before, revision = _migrate(engine, settings)
-        schema = f"schema at revision {revision}" + (f" (upgraded from {before or 'empty'})" if before != revision else "")
-    else:
-        try:
-            revision, head = current_revision(engine), head_revision(engine)
-        except SQLAlchemyError as exc:
-            raise preflight.database_error(settings, exc) from None
-        if revision != head:
-            raise ConfigError(f"DATABASE_URL: the schema is at {revision or 'nothing'}, not {head}; run `imocha-bot db upgrade` first")
-        schema = f"schema at revision {revision}"
+    schema = _schema(settings, engine)
     box = load_secret_box(settings)
     if settings.public_url_is_insecure:
         log.warning("PUBLIC_URL is plain http and not loopback: iMocha needs https for callbacks in production")
     runtime = _build_runtime(settings, engine, box)
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(
-            runtime.web,
-            host=host,
-            port=port,
-            log_level="warning",
-            log_config=None,  # uvicorn's own warnings go through bot/logs.py's format, not a second one
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=20,
-        )
-    )
+    server = _server(runtime, host, port)
     stopped: list[str] = []
     link = runtime.socket_link
     if link is not None:
-        from bot.socket_mode import SocketModeStopped
-
-        def stop(reason: str) -> None:  # the link logged why; serve nothing more
-            stopped.append(reason)
-            server.should_exit = True
-
-        link.stop_listeners.append(stop)
-        try:
-            connected = link.connect(timeout=10)
-        except SocketModeStopped as exc:
-            runtime.close()
-            raise ConfigError(str(exc)) from None
-        if not connected:
-            # Never connected at all is a start-up failure; once up, the link reconnects by itself.
-            runtime.close()
-            raise ConfigError(
-                "SLACK_APP_TOKEN: Slack accepted the app token, but the Socket Mode WebSocket could not be opened within 10 s;"
-                " allow outbound WebSocket (wss://) connections to Slack, then start again"
-            )
+        _connect_socket_mode(runtime, server, stopped)
     mode = (
         "Socket Mode (Slack requests arrive over the WebSocket)"
         if link is not None
@@ -236,6 +193,70 @@ def _run(settings: Settings, host: str, port: int) -> int:
         log.info("shutting down: stopping the scheduler and closing clients")
         runtime.close()
     return 1 if stopped else 0
+
+
+def _schema(settings: Settings, engine: Engine) -> str:
+    """The schema line of the start-up log: SQLite is migrated here; another database must be at head already."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot import preflight
+    from store.db import current_revision, head_revision
+
+    if settings.is_sqlite:
+        before, revision = _migrate(engine, settings)
+        schema = f"schema at revision {revision}" + (f" (upgraded from {before or 'empty'})" if before != revision else "")
+    else:
+        try:
+            revision, head = current_revision(engine), head_revision(engine)
+        except SQLAlchemyError as exc:
+            raise preflight.database_error(settings, exc) from None
+        if revision != head:
+            raise ConfigError(f"DATABASE_URL: the schema is at {revision or 'nothing'}, not {head}; run `imocha-bot db upgrade` first")
+        schema = f"schema at revision {revision}"
+    return schema
+
+
+def _server(runtime: Runtime, host: str, port: int) -> uvicorn.Server:
+    import uvicorn
+
+    return uvicorn.Server(
+        uvicorn.Config(
+            runtime.web,
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None,  # uvicorn's own warnings go through bot/logs.py's format, not a second one
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=20,
+        )
+    )
+
+
+def _connect_socket_mode(runtime: Runtime, server: uvicorn.Server, stopped: list[str]) -> None:
+    """Connect the Socket Mode link before serving; a link that stops later ends the server (`stopped` says why)."""
+    from bot.socket_mode import SocketModeStopped
+
+    link = runtime.socket_link
+    assert link is not None
+
+    def stop(reason: str) -> None:  # the link logged why; serve nothing more
+        stopped.append(reason)
+        server.should_exit = True
+
+    link.stop_listeners.append(stop)
+    try:
+        connected = link.connect(timeout=10)
+    except SocketModeStopped as exc:
+        runtime.close()
+        raise ConfigError(str(exc)) from None
+    if not connected:
+        # Never connected at all is a start-up failure; once up, the link reconnects by itself.
+        runtime.close()
+        raise ConfigError(
+            "SLACK_APP_TOKEN: Slack accepted the app token, but the Socket Mode WebSocket could not be opened within 10 s;"
+            " allow outbound WebSocket (wss://) connections to Slack, then start again"
+        )
 
 
 def _build_runtime(settings: Settings, engine: Engine, box: SecretBox) -> Runtime:

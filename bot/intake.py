@@ -16,7 +16,7 @@ from bot.domain import Actor, AppStatus, DomainError, normalise_key
 from bot.outbox import CARD, SlackOutbox
 from bot.slack_gateway import SlackUnavailable
 from store import repos
-from store.models import Application, Candidate, Job, SlackCard, WebhookDelivery
+from store.models import Application, Candidate, Job, Plan, SlackCard, WebhookDelivery, Workspace
 
 log = logging.getLogger("bot.intake")
 
@@ -164,20 +164,8 @@ class Intake:
         if plan is None and test is None:
             return IntakeResult(False, reason="the matching plan was just removed")
         test_id, test_name = test if test is not None else (plan.test_id, plan.test_name)  # type: ignore[union-attr]
-        email = event.candidate_email.strip().lower() if event.candidate_email else None
-        candidate = repos.candidate_by_email(session, ws.id, email) if email else None
-        if candidate is None:
-            candidate = Candidate(workspace_id=ws.id, name=event.candidate_name.strip(), email=email, external_id=event.candidate_id)
-            session.add(candidate)
-            session.flush()
-        job_external = event.job_id or f"name:{normalise_key(event.job_name)}"
-        repos.insert_ignore(
-            session,
-            Job,
-            {"workspace_id": ws.id, "external_id": job_external, "name": event.job_name.strip()},
-            ["workspace_id", "external_id"],
-        )
-        job = session.scalars(select(Job).where(Job.workspace_id == ws.id, Job.external_id == job_external)).one()
+        candidate = _candidate(session, ws.id, event)
+        job = _job(session, ws.id, event)
         stage_key = normalise_key(event.stage_name)
         created = repos.insert_ignore(
             session,
@@ -218,23 +206,52 @@ class Intake:
                 ["source", "delivery_id"],
             )
         if created:
-            channel = event.card_channel_id or (plan.channel_id if plan else None) or ws.default_channel_id
-            in_dm = channel is None
-            session.add(SlackCard(application_id=app_id, channel_id=channel or owner, in_dm=in_dm))
-            SlackOutbox.add(session, workspace_id=ws.id, kind=CARD, key=f"card:{app_id}:created", application_id=app_id)
-            repos.audit(
-                session,
-                workspace_id=ws.id,
-                actor=event.source,
-                action="received",
-                application_id=app_id,
-                detail=f"{event.job_name} / {event.stage_name}",
-            )
-            log.info(
-                "application %s (%s) reached %s: card queued for %s",
-                event.application_id,
-                event.source,
-                event.stage_name,
-                "DM" if in_dm else channel,
-            )
+            _queue_first_card(session, ws, plan, owner, event, app_id)
         return IntakeResult(True, app_id, event.application_id, created=created)
+
+
+def _candidate(session: Session, workspace_id: int, event: IntakeEvent) -> Candidate:
+    """The workspace's candidate with the event's email, or a new one (a candidate without an email is always new)."""
+    email = event.candidate_email.strip().lower() if event.candidate_email else None
+    candidate = repos.candidate_by_email(session, workspace_id, email) if email else None
+    if candidate is None:
+        candidate = Candidate(workspace_id=workspace_id, name=event.candidate_name.strip(), email=email, external_id=event.candidate_id)
+        session.add(candidate)
+        session.flush()
+    return candidate
+
+
+def _job(session: Session, workspace_id: int, event: IntakeEvent) -> Job:
+    """The event's job, added on first sight (by its ATS id, else by its normalised name)."""
+    job_external = event.job_id or f"name:{normalise_key(event.job_name)}"
+    repos.insert_ignore(
+        session,
+        Job,
+        {"workspace_id": workspace_id, "external_id": job_external, "name": event.job_name.strip()},
+        ["workspace_id", "external_id"],
+    )
+    job = session.scalars(select(Job).where(Job.workspace_id == workspace_id, Job.external_id == job_external)).one()
+    return job
+
+
+def _queue_first_card(session: Session, ws: Workspace, plan: Plan | None, owner: str, event: IntakeEvent, app_id: int) -> None:
+    """A new application's card (in the event's, the plan's or the default channel, else the owner's DM) and its audit entry."""
+    channel = event.card_channel_id or (plan.channel_id if plan else None) or ws.default_channel_id
+    in_dm = channel is None
+    session.add(SlackCard(application_id=app_id, channel_id=channel or owner, in_dm=in_dm))
+    SlackOutbox.add(session, workspace_id=ws.id, kind=CARD, key=f"card:{app_id}:created", application_id=app_id)
+    repos.audit(
+        session,
+        workspace_id=ws.id,
+        actor=event.source,
+        action="received",
+        application_id=app_id,
+        detail=f"{event.job_name} / {event.stage_name}",
+    )
+    log.info(
+        "application %s (%s) reached %s: card queued for %s",
+        event.application_id,
+        event.source,
+        event.stage_name,
+        "DM" if in_dm else channel,
+    )

@@ -149,32 +149,7 @@ def queue_status_effects(session: Session, app: Application, inv: Invitation, *,
     key = f"{app.id}:{inv.id}:{status.value}:{window}"
     rows = [SlackOutbox.row(workspace_id=ws, kind=CARD, key=f"card:{key}", application_id=app.id)]
     if status == AppStatus.NEEDS_REVIEW:
-        rows.append(
-            SlackOutbox.row(
-                workspace_id=ws,
-                kind=THREAD,
-                key=f"completion:{key}",
-                application_id=app.id,
-                payload={"template": "completion", "broadcast": True},
-            )
-        )
-        if app.owner_user_id:
-            rows.append(
-                SlackOutbox.row(
-                    workspace_id=ws,
-                    kind=DM,
-                    key=f"result:{key}",
-                    application_id=app.id,
-                    payload={"template": "result", "user": app.owner_user_id},
-                )
-            )
-        if app.source == "gem":
-            repos.insert_ignore(
-                session,
-                GemWriteback,
-                {"workspace_id": ws, "application_id": app.id, "invitation_id": inv.id, "attempts": 0},
-                ["application_id", "invitation_id"],
-            )
+        rows += _completion_effects(session, app, inv, key)
     elif status in (AppStatus.EXPIRED, AppStatus.CANCELLED, AppStatus.LEFT, AppStatus.IN_PROGRESS):
         rows.append(
             SlackOutbox.row(
@@ -198,6 +173,40 @@ def queue_status_effects(session: Session, app: Application, inv: Invitation, *,
     else:
         pending.outbox.extend(rows)
         pending.audits.append(audit)
+
+
+def _completion_effects(session: Session, app: Application, inv: Invitation, key: str) -> list[dict[str, Any]]:
+    """A completion's notices: the thread reply (broadcast), the owner's DM, and for a Gem application
+    its score write-back (inserted here, once per invitation)."""
+    ws = app.workspace_id
+    rows: list[dict[str, Any]] = []
+    rows.append(
+        SlackOutbox.row(
+            workspace_id=ws,
+            kind=THREAD,
+            key=f"completion:{key}",
+            application_id=app.id,
+            payload={"template": "completion", "broadcast": True},
+        )
+    )
+    if app.owner_user_id:
+        rows.append(
+            SlackOutbox.row(
+                workspace_id=ws,
+                kind=DM,
+                key=f"result:{key}",
+                application_id=app.id,
+                payload={"template": "result", "user": app.owner_user_id},
+            )
+        )
+    if app.source == "gem":
+        repos.insert_ignore(
+            session,
+            GemWriteback,
+            {"workspace_id": ws, "application_id": app.id, "invitation_id": inv.id, "attempts": 0},
+            ["application_id", "invitation_id"],
+        )
+    return rows
 
 
 def insert_effects(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -145,6 +145,80 @@ def ack_payload(response: BoltResponse) -> dict[str, Any] | None:
 # -- the link -----------------------------------------------------------------------------------------
 
 
+class _LinkHealth:
+    """The link's health bookkeeping: whether it is up, since when it has been down and why, and whether
+    it stopped for good; what `status()` (and so `/healthz`) reads. `wake` rouses the watcher."""
+
+    def __init__(self, monotonic: Callable[[], float]):
+        self._monotonic = monotonic
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.wake = threading.Event()
+        self.ever_connected = False
+        self.down_since: float | None = monotonic()
+        self.cause: str | None = None
+        self.refreshing = False
+        self.retry_logged = False
+        self.stop_reason: str | None = None
+        self.raise_on_stop = False
+
+    def status(self, down_limit: float) -> LinkStatus:
+        with self.lock:
+            if self.stop_reason is not None:
+                return LinkStatus("stopped", self.seconds_down(), False, self.stop_reason)
+            if self.down_since is None:
+                return LinkStatus("connected", 0.0, True)
+            down = self.seconds_down()
+            state = "reconnecting" if self.ever_connected else "connecting"
+            return LinkStatus(state, down, down <= down_limit, self.cause)
+
+    def seconds_down(self) -> float:
+        return 0.0 if self.down_since is None else max(0.0, self._monotonic() - self.down_since)
+
+    def observe(self, up: bool) -> None:
+        """Note the moment the link went down or came back (`up`: the current connection is open and said hello)."""
+        with self.lock:
+            if self.stop_reason is not None:
+                return
+            if up and self.down_since is not None:
+                down = self.seconds_down()
+                self.down_since, self.cause, self.refreshing, self.retry_logged = None, None, False, False
+                if self.ever_connected:
+                    log.info("Socket Mode connected again after %.1f s", down)
+                else:
+                    log.debug("Socket Mode connected")  # `run` says so in its start-up line
+                self.ever_connected = True
+                self.ready.set()
+            elif not up and self.down_since is None:
+                self.down_since = self._monotonic()
+                if not self.refreshing:
+                    log.warning("Socket Mode connection lost (%s); reconnecting", self.cause or "the socket closed")
+
+    def note(self, cause: str) -> None:
+        """Why the link may be down (a close, an error); the watcher acts on it at once."""
+        self.cause = cause
+        self.wake.set()
+
+    def reconnect_failed(self, cause: str, max_retry_interval: float) -> None:
+        """Once per outage, a line saying why reconnecting fails (the watcher keeps trying, with backoff)."""
+        self.note(cause)
+        with self.lock:
+            first = not self.retry_logged and self.stop_reason is None
+            self.retry_logged = True
+        if first:
+            log.warning("Socket Mode cannot connect yet (%s); retrying with backoff up to %g s", cause, max_retry_interval)
+
+    def stop(self, reason: str) -> bool:
+        """Mark the link stopped for `reason`; False if it had stopped already."""
+        with self.lock:
+            if self.stop_reason is not None:
+                return False
+            self.stop_reason = reason
+            if self.down_since is None:
+                self.down_since = self._monotonic()
+        return True
+
+
 class SocketModeLink:
     """Bolt over Slack's Socket Mode, with acks counted, re-deliveries answered once, reconnects and health.
 
@@ -179,21 +253,12 @@ class SocketModeLink:
         self.handled = HandledEnvelopes()
         self.stop_listeners: list[Callable[[str], None]] = []
         self.client: _Client | None = None
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
+        self._health = _LinkHealth(lambda: self.monotonic())
         self._closing = threading.Event()
-        self._wake = threading.Event()
         self._watcher: threading.Thread | None = None
         self._hello_session: str | None = None
-        self._ever_connected = False
-        self._down_since: float | None = monotonic()
         self.pool: _AckPool | None = None
-        self._cause: str | None = None
-        self._refreshing = False
         self._refresh = False
-        self._retry_logged = False
-        self._stop_reason: str | None = None
-        self._raise_on_stop = False
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -205,37 +270,30 @@ class SocketModeLink:
         if self.client is None:
             self.pool = _AckPool(self.gate, self.threads)
             self.client = _Client(self)
-            self._down_since = self.monotonic()
-            self._raise_on_stop = True
+            self._health.down_since = self.monotonic()
+            self._health.raise_on_stop = True
             self._watcher = threading.Thread(target=self._watch, name="socket-watch", daemon=True)
             self._watcher.start()
         try:
-            self._ready.wait(timeout)
+            self._health.ready.wait(timeout)
         finally:
-            self._raise_on_stop = False
-        if self._stop_reason is not None:
-            raise SocketModeStopped(self._stop_reason)
+            self._health.raise_on_stop = False
+        if self._health.stop_reason is not None:
+            raise SocketModeStopped(self._health.stop_reason)
         return self.status().state == "connected"
 
     def status(self) -> LinkStatus:
         self._observe()
-        with self._lock:
-            if self._stop_reason is not None:
-                return LinkStatus("stopped", self._seconds_down(), False, self._stop_reason)
-            if self._down_since is None:
-                return LinkStatus("connected", 0.0, True)
-            down = self._seconds_down()
-            state = "reconnecting" if self._ever_connected else "connecting"
-            return LinkStatus(state, down, down <= self.down_limit, self._cause)
+        return self._health.status(self.down_limit)
 
     @property
     def stopped(self) -> bool:
-        return self._stop_reason is not None
+        return self._health.stop_reason is not None
 
     def close(self) -> None:
         """Take no new envelopes (Slack delivers them again elsewhere), ack those in hand, then disconnect."""
         self._closing.set()
-        self._wake.set()
+        self._health.wake.set()
         if self._watcher is not None:
             self._watcher.join(5)
         if self.pool is not None:
@@ -244,9 +302,6 @@ class SocketModeLink:
             self.client.close()
 
     # -- state ------------------------------------------------------------------------------------
-
-    def _seconds_down(self) -> float:
-        return 0.0 if self._down_since is None else max(0.0, self.monotonic() - self._down_since)
 
     def _is_up(self) -> bool:
         client = self.client
@@ -258,51 +313,25 @@ class SocketModeLink:
         Up means the current connection is open and said hello. Events only say why it went down
         (`_note`): a close or error may concern a connection already replaced by a newer one.
         """
-        up = self._is_up()
-        with self._lock:
-            if self._stop_reason is not None:
-                return
-            if up and self._down_since is not None:
-                down = self._seconds_down()
-                self._down_since, self._cause, self._refreshing, self._retry_logged = None, None, False, False
-                if self._ever_connected:
-                    log.info("Socket Mode connected again after %.1f s", down)
-                else:
-                    log.debug("Socket Mode connected")  # `run` says so in its start-up line
-                self._ever_connected = True
-                self._ready.set()
-            elif not up and self._down_since is None:
-                self._down_since = self.monotonic()
-                if not self._refreshing:
-                    log.warning("Socket Mode connection lost (%s); reconnecting", self._cause or "the socket closed")
+        self._health.observe(self._is_up())
 
     def _note(self, cause: str) -> None:
         """Why the link may be down (a close, an error); the watcher acts on it at once."""
-        self._cause = cause
-        self._wake.set()
+        self._health.note(cause)
 
     def _reconnect_failed(self, cause: str) -> None:
         """Once per outage, a line saying why reconnecting fails (the watcher keeps trying, with backoff)."""
-        self._note(cause)
-        with self._lock:
-            first = not self._retry_logged and self._stop_reason is None
-            self._retry_logged = True
-        if first:
-            log.warning("Socket Mode cannot connect yet (%s); retrying with backoff up to %g s", cause, self.max_retry_interval)
+        self._health.reconnect_failed(cause, self.max_retry_interval)
 
     def _stop(self, reason: str) -> None:
-        with self._lock:
-            if self._stop_reason is not None:
-                return
-            self._stop_reason = reason
-            if self._down_since is None:
-                self._down_since = self.monotonic()
+        if not self._health.stop(reason):
+            return
         if self.client is not None:
             self.client.auto_reconnect_enabled = False
-        if not self._raise_on_stop:  # connect() raises it to its caller instead
+        if not self._health.raise_on_stop:  # connect() raises it to its caller instead
             log.error("%s; stopping", reason)
-        self._ready.set()
-        self._wake.set()
+        self._health.ready.set()
+        self._health.wake.set()
         for listener in list(self.stop_listeners):
             listener(reason)
 
@@ -331,7 +360,7 @@ class SocketModeLink:
                 )
             else:
                 log.info("Slack asked for a new Socket Mode connection (%s)", reason)
-                self._refreshing, self._refresh, self._hello_session = True, True, None
+                self._health.refreshing, self._refresh, self._hello_session = True, True, None
                 self._note(f"disconnect: {reason}")
         elif self.pool is not None and not self._closing.is_set():
             request = SocketModeRequest.from_dict(message)
@@ -351,13 +380,13 @@ class SocketModeLink:
             retry = f", retry {request.retry_attempt}" if request.retry_attempt else ""
             if entry.done.is_set() and entry.acked:
                 log.info("Slack delivered %s %s again%s: answered with the first ack", request.type, request.envelope_id, retry)
-                self._send_ack(client, request, entry.payload)
+                _send_ack(client, request, entry.payload)
             else:
                 log.info("Slack delivered %s %s again%s while the first is still running", request.type, request.envelope_id, retry)
             return
         acked, payload = False, None
         try:
-            response = self._dispatch(request)
+            response = _dispatch(self.bolt, request)
             if response is not None and response.status == 200:
                 acked, payload = True, ack_payload(response)
             elif response is not None:
@@ -365,24 +394,8 @@ class SocketModeLink:
         finally:
             self.handled.finish(keys, entry, acked=acked, payload=payload)
         if acked:
-            self._send_ack(client, request, payload)
+            _send_ack(client, request, payload)
             metrics.ACK_LATENCY.observe(time.perf_counter() - started)
-
-    def _dispatch(self, request: SocketModeRequest) -> BoltResponse | None:
-        # No retry headers: bot/app.py's middleware drops retried events, which over Socket Mode may be the
-        # first delivery that reached us; re-deliveries are told apart by their ids instead (`handled`).
-        try:
-            return self.bolt.dispatch(BoltRequest(mode="socket_mode", body=request.payload))
-        except (AttributeError, IndexError, KeyError, TypeError) as exc:
-            # As in bot/web.py: a payload of another shape than Slack's makes Bolt's middleware raise.
-            log.warning("Socket Mode %s Bolt could not read: %s: %s", request.type, exc.__class__.__name__, exc)
-            return None
-
-    def _send_ack(self, client: BaseSocketModeClient, request: SocketModeRequest, payload: dict[str, Any] | None) -> None:
-        try:
-            client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id, payload=payload))
-        except SlackClientNotConnectedError:
-            log.warning("the ack of %s %s was not sent: the connection closed (Slack delivers it again)", request.type, request.envelope_id)
 
     # -- the watcher ----------------------------------------------------------------------------------
 
@@ -406,8 +419,26 @@ class SocketModeLink:
                         delay = min(delay * 2, self.max_retry_interval)
             except Exception:  # the watcher is the link's error boundary: it must outlive any one failure
                 log.exception("Socket Mode watcher failed; it keeps watching")
-            self._wake.wait(0.1)
-            self._wake.clear()
+            self._health.wake.wait(0.1)
+            self._health.wake.clear()
+
+
+def _dispatch(bolt: App, request: SocketModeRequest) -> BoltResponse | None:
+    # No retry headers: bot/app.py's middleware drops retried events, which over Socket Mode may be the
+    # first delivery that reached us; re-deliveries are told apart by their ids instead (`handled`).
+    try:
+        return bolt.dispatch(BoltRequest(mode="socket_mode", body=request.payload))
+    except (AttributeError, IndexError, KeyError, TypeError) as exc:
+        # As in bot/web.py: a payload of another shape than Slack's makes Bolt's middleware raise.
+        log.warning("Socket Mode %s Bolt could not read: %s: %s", request.type, exc.__class__.__name__, exc)
+        return None
+
+
+def _send_ack(client: BaseSocketModeClient, request: SocketModeRequest, payload: dict[str, Any] | None) -> None:
+    try:
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id, payload=payload))
+    except SlackClientNotConnectedError:
+        log.warning("the ack of %s %s was not sent: the connection closed (Slack delivers it again)", request.type, request.envelope_id)
 
 
 class _Socket:

@@ -49,30 +49,7 @@ def application_views(session: Session, applications: Sequence[Application], *, 
     teams = dict(
         session.execute(select(Workspace.id, Workspace.team_id).where(Workspace.id.in_({app.workspace_id for app in applications}))).all()
     )
-    # Which other application's job a shared (reused) invitation came from.
-    reused = {
-        link.application_id: link.invitation_id
-        for link in session.scalars(
-            select(ApplicationInvitation).where(
-                ApplicationInvitation.application_id.in_(ids),
-                ApplicationInvitation.live.is_(True),
-                ApplicationInvitation.reused.is_(True),
-            )
-        )
-    }
-    reused_from: dict[int, str] = {}
-    if reused:
-        rows = session.execute(
-            select(ApplicationInvitation.invitation_id, Job.name, ApplicationInvitation.application_id)
-            .join(Application, Application.id == ApplicationInvitation.application_id)
-            .join(Job, Job.id == Application.job_id)
-            .where(
-                ApplicationInvitation.invitation_id.in_(set(reused.values())),
-                ApplicationInvitation.reused.is_(False),
-            )
-        )
-        origin = {inv_id: job_name for inv_id, job_name, _app_id in rows}
-        reused_from = {app_id: origin[inv_id] for app_id, inv_id in reused.items() if inv_id in origin}
+    reused_from = _reused_from(session, ids)
     views = []
     for app in applications:
         card = cards.get(app.id)
@@ -108,6 +85,34 @@ def application_views(session: Session, applications: Sequence[Application], *, 
             )
         )
     return views
+
+
+def _reused_from(session: Session, ids: list[int]) -> dict[int, str]:
+    """Which other application's job a shared (reused) invitation came from, per application id."""
+    reused = {
+        link.application_id: link.invitation_id
+        for link in session.scalars(
+            select(ApplicationInvitation).where(
+                ApplicationInvitation.application_id.in_(ids),
+                ApplicationInvitation.live.is_(True),
+                ApplicationInvitation.reused.is_(True),
+            )
+        )
+    }
+    reused_from: dict[int, str] = {}
+    if reused:
+        rows = session.execute(
+            select(ApplicationInvitation.invitation_id, Job.name, ApplicationInvitation.application_id)
+            .join(Application, Application.id == ApplicationInvitation.application_id)
+            .join(Job, Job.id == Application.job_id)
+            .where(
+                ApplicationInvitation.invitation_id.in_(set(reused.values())),
+                ApplicationInvitation.reused.is_(False),
+            )
+        )
+        origin = {inv_id: job_name for inv_id, job_name, _app_id in rows}
+        reused_from = {app_id: origin[inv_id] for app_id, inv_id in reused.items() if inv_id in origin}
+    return reused_from
 
 
 def application_view(session: Session, application_id: int, *, now: datetime | None = None) -> ApplicationView | None:

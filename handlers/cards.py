@@ -28,6 +28,16 @@ def _clicked_in(body: dict[str, Any]) -> str | None:
 
 
 def register(app: App, services: Services) -> None:
+    _register_send_modal(app, services)
+    _register_send_view(app, services)
+    _register_buttons(app, services)
+    _register_report(app, services)
+    _register_writeback(app, services)
+
+
+def _register_send_modal(app: App, services: Services) -> None:
+    """The Send button and its modal, and Retry after a failed send."""
+
     def open_send_modal(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond
     ) -> None:
@@ -52,6 +62,10 @@ def register(app: App, services: Services) -> None:
     def retry(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         ack()
         after_ack(services, "Retry", lambda: _act(services, body, action, context, respond, services.assessments.send))
+
+
+def _register_send_view(app: App, services: Services) -> None:
+    """The send modal's submission: the invitation is sent after the ack."""
 
     @app.view(ids.SEND_VIEW)
     def send_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
@@ -82,6 +96,10 @@ def register(app: App, services: Services) -> None:
         if not result.ok and result.view is not None and result.view.status != AppStatus.SEND_FAILED:
             log.info("send for application %s by %s: %s", app_id, user, result.message)  # a concurrent duplicate
 
+
+def _register_buttons(app: App, services: Services) -> None:
+    """The card's plain buttons: cancel, resend, reattempt, reviewed and the decisions."""
+
     for action_id, fn in (
         (ids.CANCEL, lambda s: s.assessments.cancel),
         (ids.RESEND, lambda s: s.assessments.resend),
@@ -92,6 +110,10 @@ def register(app: App, services: Services) -> None:
         (ids.UNDO_DECISION, lambda s: s.decisions.undo),
     ):
         app.action(action_id)(_button(services, fn(services)))
+
+
+def _register_report(app: App, services: Services) -> None:
+    """Show score, and the report link (which only needs an ack)."""
 
     @app.action(ids.SHOW_SCORE)
     def show_score(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
@@ -108,6 +130,14 @@ def register(app: App, services: Services) -> None:
             return
         message = blocks.build_score_ephemeral(view)
         respond(text=message["text"], blocks=message["blocks"], response_type="ephemeral", replace_original=False)
+
+    @app.action(ids.REPORT_LINK)
+    def report_link(ack: Ack) -> None:
+        ack()  # a link button: Slack opens the URL; the click only needs an ack
+
+
+def _register_writeback(app: App, services: Services) -> None:
+    """Retry of a decision's write-back to the ATS."""
 
     @app.action(ids.WRITEBACK_RETRY)
     def retry_writeback(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
@@ -128,10 +158,6 @@ def register(app: App, services: Services) -> None:
             tell(services, team, user, f":information_source: {blocks.describe(exc)}", respond=respond)
         except DomainError as exc:
             tell(services, team, user, f":no_entry: {blocks.describe(exc)}", respond=respond)
-
-    @app.action(ids.REPORT_LINK)
-    def report_link(ack: Ack) -> None:
-        ack()  # a link button: Slack opens the URL; the click only needs an ack
 
 
 def _button(services: Services, fn: Callable[[str, int, Actor], ActionResult]) -> Callable[..., None]:

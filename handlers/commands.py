@@ -24,6 +24,16 @@ log = logging.getLogger("handlers.commands")
 
 
 def register(app: App, services: Services) -> None:
+    _register_command(app, services)
+    _register_setup_view(app, services)
+    _register_plan_view(app, services)
+    _register_manual_send_view(app, services)
+    _register_plan_actions(app, services)
+
+
+def _register_command(app: App, services: Services) -> None:
+    """`/imocha` and its subcommands."""
+
     @app.command(ids.COMMAND)
     def imocha_command(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         words = (command.get("text") or "").strip().split()
@@ -54,6 +64,10 @@ def register(app: App, services: Services) -> None:
             return
         ack()
         _guarded(services, team, user, respond, handler)
+
+
+def _register_setup_view(app: App, services: Services) -> None:
+    """The setup modal's submission."""
 
     @app.view(ids.SETUP_VIEW)
     def setup_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext) -> None:
@@ -88,6 +102,10 @@ def register(app: App, services: Services) -> None:
             "the setup modal",
             lambda: _finish_setup(services, client, view, team, user, current, key=key, gem_key=gem_key, days=days, harvest=harvest),
         )
+
+
+def _register_plan_view(app: App, services: Services) -> None:
+    """The plan modal's submission."""
 
     @app.view(ids.PLAN_VIEW)
     def plan_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
@@ -141,6 +159,10 @@ def register(app: App, services: Services) -> None:
             ),
         )
 
+
+def _register_manual_send_view(app: App, services: Services) -> None:
+    """The manual send modal's submission."""
+
     @app.view(ids.MANUAL_SEND_VIEW)
     def manual_send_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
         team, user = parse.team_id(body, context), parse.user_id(body)
@@ -174,6 +196,10 @@ def register(app: App, services: Services) -> None:
         ack(response_action="update", view=blocks.build_send_modal(app_view, existing))
         application_id = result.application_id
         after_ack(services, "the manual send modal", lambda: services.outbox.deliver(application_id=application_id))
+
+
+def _register_plan_actions(app: App, services: Services) -> None:
+    """The buttons and menus of the plan list: edit, remove, new."""
 
     @app.action(ids.PLAN_EDIT)
     def plan_edit(

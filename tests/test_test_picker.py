@@ -195,7 +195,7 @@ def test_a_new_key_empties_the_shared_list_and_a_load_under_the_old_key_does_not
     new_keys_test = Test(test_id=2002, name="SQL Basics")
     imocha_b.tests = [new_keys_test]
     imocha_a.gate.clear()
-    loading = a._load_tests(TEAM)  # under the old key; iMocha has not answered yet
+    loading = a._test_lists._load(TEAM)  # under the old key; iMocha has not answered yet
     assert imocha_a.entered.wait(5)  # a has read the old key before b replaces it
 
     b.save(TEAM, "UADMIN", SetupInput(api_key="sandbox-new-key", default_channel_id=None, validity_days=7))
