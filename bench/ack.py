@@ -191,7 +191,7 @@ def run_bursts(
 
 def options_alone(url: str, fakes: Fakes, loader: Loader, args: argparse.Namespace) -> None:
     """Typing in the test picker for `--options-seconds`: options loads at a steady rate, then all at once."""
-    from bot.workspaces import TEST_CACHE_SECONDS
+    from bot.workspace.settings import TEST_CACHE_SECONDS
     from tests.fakes import slack_requests as sr
 
     if args.options_seconds <= 0:

@@ -4,7 +4,7 @@ Process layout (on purpose, so that no process's CPU work is charged to another'
 
 - this process: the fake Slack (`tests/fakes/slack.py`) and the fake iMocha (the sandbox), both on
   loopback, and the orchestration (seeding, setup, reading the fakes' call logs);
-- the bot: `bot.app.build_runtime` + `bot.serving.ServerThread(runtime.web, lifespan="on")`, in a
+- the bot: `bot.runtime.app.build_runtime` + `bot.runtime.serving.ServerThread(runtime.web, lifespan="on")`, in a
   child process (`BotProcess`), as it runs in production;
 - the load: a child process (`Loader`) that signs the requests and fires them over keep-alive
   connections opened beforehand, timing each one from just before it is sent to its response.
@@ -161,7 +161,7 @@ def _rss_mb() -> tuple[float, float]:
 
 
 def bot_settings(options: dict[str, Any]) -> Any:
-    from bot.config import load_settings
+    from bot.runtime.config import load_settings
 
     return load_settings(
         _env_file=None,
@@ -197,8 +197,8 @@ def _record_gc_pauses(over: float = 0.002) -> list[tuple[int, float]]:
 
 def _serve_bot(conn: Connection, options: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.WARNING, format="bot[%(process)d] %(levelname)s %(name)s: %(message)s")
-    from bot.app import build_runtime
-    from bot.serving import ServerThread
+    from bot.runtime.app import build_runtime
+    from bot.runtime.serving import ServerThread
 
     runtime = build_runtime(bot_settings(options), holder_id=options.get("holder_id"))
     pauses = _record_gc_pauses()
@@ -366,7 +366,7 @@ def seed_applications(
     """
     from sqlalchemy import func, insert, select, text
 
-    from bot.clock import system_clock
+    from bot.runtime.clock import system_clock
     from store.db import make_engine, make_session_factory
     from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, SlackCard
 

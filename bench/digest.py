@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import backend, fresh_database, machine, sqlite_url
 
 from bot.digest import Digests, DigestStats, this_monday
-from bot.slack_gateway import SlackGateway
+from bot.slack.gateway import SlackGateway
 from handlers.digest import DigestRenderer
 from store.db import make_engine, make_session_factory
 from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, Plan, Workspace

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from cryptography.fernet import Fernet
 
-    from bot.app import build_runtime
+    from bot.runtime.app import build_runtime
     from handlers import blocks
     from tests.fakes.blockkit import validate_view
 

@@ -34,9 +34,9 @@ TEST_ID = 1001
 
 def serve_fake(conn: Connection) -> None:
     """Run the sandbox API on a free port and answer control messages until told to stop."""
+    from bot.runtime.serving import ServerThread, free_port
     from bot.sandbox.api import create_app
     from bot.sandbox.state import ImochaState
-    from bot.serving import ServerThread, free_port
 
     port = free_port()
     state = ImochaState(base_url=f"http://127.0.0.1:{port}")
@@ -91,7 +91,7 @@ def seed_database(url: str, imocha_ids: list[int], key_token: str) -> None:
     """Bulk-insert one workspace with an open, sent application per iMocha invitation."""
     from sqlalchemy import insert
 
-    from bot.clock import system_clock
+    from bot.runtime.clock import system_clock
     from store.db import make_engine, make_session_factory
     from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, Workspace
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from cryptography.fernet import Fernet
 
-    from bot.crypto import SecretBox
+    from bot.workspace.crypto import SecretBox
 
     box = SecretBox(Fernet.generate_key())
     tmp = tempfile.TemporaryDirectory(prefix="bench-poll-")
@@ -209,10 +209,10 @@ def run_cycles(args: argparse.Namespace, url: str, box: Any, fake: Fake) -> None
     import httpx
     from sqlalchemy import event
 
-    from bot.clock import system_clock
+    from bot.assessments.poller import StatusPoller
     from bot.imocha import ImochaClient
-    from bot.poller import StatusPoller
-    from bot.workspaces import Workspaces
+    from bot.runtime.clock import system_clock
+    from bot.workspace.settings import Workspaces
     from store.db import make_engine, make_session_factory
 
     engine = make_engine(url)

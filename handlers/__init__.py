@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.services import Services
+from bot.runtime.services import Services
 
 
 def register_all(app: App, services: Services) -> None:

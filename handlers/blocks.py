@@ -443,7 +443,7 @@ WRITEBACK_WORDS = {
 
 
 def _with_actor(words: str, actor: str) -> str:
-    """bot/writeback.py's words, escaped, with the person who decided mentioned where they say {actor}."""
+    """bot/ats/writeback.py's words, escaped, with the person who decided mentioned where they say {actor}."""
     return esc(words).replace("{actor}", f"<@{actor}>")
 
 

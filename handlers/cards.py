@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 
 from bot.assessments import ActionResult
 from bot.domain import Actor, AppStatus, Conflict, DomainError
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
 from handlers.notify import tell

@@ -9,13 +9,14 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import greenhouse, imocha
+from bot import imocha
+from bot.ats import greenhouse
+from bot.ats.intake import valid_email
 from bot.domain import Actor, DomainError
-from bot.intake import valid_email
-from bot.plans import PlanInput
-from bot.services import Services
-from bot.setup import SetupProblem
-from bot.workspaces import SetupInput, WorkspaceSettings
+from bot.runtime.services import Services
+from bot.workspace.plans import PlanInput
+from bot.workspace.settings import SetupInput, WorkspaceSettings
+from bot.workspace.setup import SetupProblem
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
 from handlers.notify import tell
@@ -264,7 +265,7 @@ def _finish_setup(
     days: int | None,
     harvest: greenhouse.HarvestCredentials | None = None,
 ) -> None:
-    """Run the setup (bot/setup.py checks the keys live and saves) and show its outcome in the modal (after the ack)."""
+    """Run the setup (bot/workspace/setup.py checks the keys live and saves) and show its outcome in the modal (after the ack)."""
     channel = parse.value(view, ids.DEFAULT_CHANNEL_BLOCK, ids.DEFAULT_CHANNEL_INPUT)
     data = SetupInput(
         api_key=key or None,

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from bot import imocha
 from bot.digest import DigestStats
 from bot.domain import DomainError, normalise_key
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
 from handlers.digest import build_week_line

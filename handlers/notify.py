@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.services import Services
+from bot.runtime.services import Services
 
 log = logging.getLogger("handlers")
 

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import App, BoltContext, Complete, Fail
 
 from bot.domain import DomainError
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers import ids, parse
 from handlers.after_ack import after_ack
 

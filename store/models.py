@@ -103,7 +103,7 @@ class Workspace(Base):
     poll_checkpoint: Mapped[datetime | None]
     gem_checkpoint: Mapped[datetime | None]
     gem_full_scan_at: Mapped[datetime | None]
-    # The last iMocha test list and when it was loaded, shared by replicas (bot/workspaces.py).
+    # The last iMocha test list and when it was loaded, shared by replicas (bot/workspace/settings.py).
     tests_cache: Mapped[list[Any] | None]
     tests_loaded_at: Mapped[datetime | None]
     # An IANA zone name ("Europe/Berlin"); the weekly digest goes out Monday 09:00 there. None: UTC.
@@ -292,7 +292,7 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)
-    # Who is delivering it, until when (renewed while it works; bot/claims.py).
+    # Who is delivering it, until when (renewed while it works; bot/runtime/claims.py).
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
@@ -407,7 +407,7 @@ class GemWriteback(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
     invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # While claimed, next_attempt_at is the claim's expiry (renewed while it works; bot/claims.py).
+    # While claimed, next_attempt_at is the claim's expiry (renewed while it works; bot/runtime/claims.py).
     next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     done_at: Mapped[datetime | None]
@@ -417,7 +417,7 @@ class GemWriteback(Base):
 class AtsWriteback(Base):
     """A decision (or its undo) to write back to the application's ATS: Greenhouse via Harvest, Gem as a note.
 
-    One row per decision audit entry; an application's rows are written in id order (bot/writeback.py).
+    One row per decision audit entry; an application's rows are written in id order (bot/ats/writeback.py).
     """
 
     __tablename__ = "ats_writebacks"
@@ -434,7 +434,7 @@ class AtsWriteback(Base):
     # What the write needs and learnt: from_stage_id, to_stage_id, posted (a write was sent), round.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # While claimed, next_attempt_at is the claim's expiry (renewed while it works; bot/claims.py).
+    # While claimed, next_attempt_at is the claim's expiry (renewed while it works; bot/runtime/claims.py).
     next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     done_at: Mapped[datetime | None]
@@ -443,7 +443,7 @@ class AtsWriteback(Base):
     created_at: Mapped[datetime] = mapped_column(default=stamp)
 
 
-# slack_sdk's OAuth tables (multi-workspace installs: bot tokens, encrypted by bot/oauth.py, and the
+# slack_sdk's OAuth tables (multi-workspace installs: bot tokens, encrypted by bot/slack/oauth.py, and the
 # OAuth state). slack_sdk defines them and reads them through its own Table objects; they are here so
 # that the migrations (0002) and the test schema create them like every other table.
 SLACK_INSTALLATIONS = SQLAlchemyInstallationStore.build_installations_table(Base.metadata, "slack_installations")

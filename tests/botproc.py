@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.serving import free_port
+from bot.runtime.serving import free_port
 
 _OURS = ("SLACK_", "IMOCHA_", "DATABASE_", "ENCRYPTION_", "PUBLIC_", "ATS_", "GREENHOUSE_")
 
@@ -26,7 +26,7 @@ def spawn_bot(cwd: Path, env: dict[str, str], *, stdout: int | None = subprocess
     """`imocha-bot run` on a free loopback port; returns the process and its base URL once healthy."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "bot.runtime.cli", "run", "--host", "127.0.0.1", "--port", str(port)],
         cwd=cwd,
         env=clean_env(env),
         stdout=stdout,

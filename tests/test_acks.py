@@ -1,4 +1,4 @@
-"""The work pool lets Slack's acks go first (bot/acks.py)."""
+"""The work pool lets Slack's acks go first (bot/slack/acks.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 import pytest
 from sqlalchemy import Engine, text
 
-from bot.acks import AckGate, WorkPool
-from bot.clock import system_clock
-from bot.logs import new_request_id, request_id
+from bot.runtime.clock import system_clock
+from bot.runtime.logs import new_request_id, request_id
+from bot.slack.acks import AckGate, WorkPool
 from store.db import make_session_factory
 
 

@@ -1,8 +1,8 @@
-"""ReportGate (bot/callbacks.py) on its own: the rules the callback flood tests drive over HTTP."""
+"""ReportGate (bot/assessments/callbacks.py) on its own: the rules the callback flood tests drive over HTTP."""
 
 from __future__ import annotations
 
-from bot.callbacks import CallbackLimits, ReportGate
+from bot.assessments.callbacks import CallbackLimits, ReportGate
 
 
 class Seconds:

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.claims import CLAIM_TTL, ClaimKeeper
-from bot.outbox import CLAIMS, DM, ChannelPacer, SlackOutbox
+from bot.runtime.claims import CLAIM_TTL, ClaimKeeper
+from bot.slack.outbox import CLAIMS, DM, ChannelPacer, SlackOutbox
 from store import repos
 from store.models import OutboxMessage
 from tests.conftest import Clock

@@ -25,7 +25,7 @@ def run_cli(
     }
     base.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, env=base, cwd=cwd or ROOT, timeout=timeout
+        [sys.executable, "-m", "bot.runtime.cli", *args], capture_output=True, text=True, env=base, cwd=cwd or ROOT, timeout=timeout
     )
 
 

@@ -37,11 +37,11 @@ WALL_CLOCK_CALLS = {("datetime", "now"), ("datetime", "utcnow"), ("date", "today
 
 # Where the wall clock may be read, and why. Anything else reads the injected clock.
 ALLOWED_WALL_CLOCK = {
-    "bot/clock.py": "defines system_clock, the production clock",
-    "bot/app.py": "the composition root: build_runtime's default clock",
-    "bot/check.py": "`imocha-bot check` is its own composition root (a one-shot CLI command)",
-    "bot/cli.py": "`imocha-bot events replay` is its own composition root (a one-shot CLI command)",
-    "bot/scheduler.py": "APScheduler fires on its own wall-clock timeline; the domain clock only decides leases",
+    "bot/runtime/clock.py": "defines system_clock, the production clock",
+    "bot/runtime/app.py": "the composition root: build_runtime's default clock",
+    "bot/runtime/check.py": "`imocha-bot check` is its own composition root (a one-shot CLI command)",
+    "bot/runtime/cli.py": "`imocha-bot events replay` is its own composition root (a one-shot CLI command)",
+    "bot/runtime/scheduler.py": "APScheduler fires on its own wall-clock timeline; the domain clock only decides leases",
     "bot/vendors/http.py": "default time base of a vendor client's real `sleep` for Retry-After dates; build_runtime passes its clock",
     "bot/sandbox/state.py": "the sandbox is a separate iMocha with its own clock (tests pass theirs)",
 }
@@ -74,7 +74,7 @@ def test_only_the_named_places_read_the_wall_clock() -> None:
     reads = _wall_clock_reads()
     unexpected = {path: lines for path, lines in reads.items() if path not in ALLOWED_WALL_CLOCK}
     assert unexpected == {}, "read the injected clock instead (or add the place to ALLOWED_WALL_CLOCK with its reason)"
-    assert "bot/clock.py" in reads  # the scan itself works
+    assert "bot/runtime/clock.py" in reads  # the scan itself works
 
 
 def test_every_stored_time_defaults_to_the_injected_clock_or_to_nothing() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.config import ConfigError, load_settings
-from bot.crypto import SecretBox, SecretDecryptionError, key_file_for, load_secret_box
+from bot.runtime.config import ConfigError, load_settings
+from bot.workspace.crypto import SecretBox, SecretDecryptionError, key_file_for, load_secret_box
 
 
 @pytest.mark.parametrize(

@@ -25,10 +25,10 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import make_url, text
 
-from bot.app import Runtime, build_runtime
 from bot.assessments import LOCK_SECONDS
-from bot.clock import system_clock
-from bot.config import load_settings
+from bot.runtime.app import Runtime, build_runtime
+from bot.runtime.clock import system_clock
+from bot.runtime.config import load_settings
 from store.db import make_engine
 from tests.botproc import clean_env as _env
 from tests.botproc import spawn_bot
@@ -105,7 +105,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
     }
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "db", "upgrade"], cwd=tmp_path, env=_env(env), capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "bot.runtime.cli", "db", "upgrade"],
+            cwd=tmp_path,
+            env=_env(env),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr
         yield env

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.digest import Digests, DigestStats, due_week, this_monday, week_bounds
-from bot.slack_gateway import SlackGateway
+from bot.slack.gateway import SlackGateway
 from handlers.digest import DigestRenderer, build_digest_alt_text, build_digest_text
 from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, Plan, WeeklyDigest, Workspace
 from tests.conftest import Clock

@@ -16,17 +16,18 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import gem, lifecycle
-from bot.access import Access
-from bot.claims import ClaimKeeper
-from bot.crypto import SecretBox
+from bot.assessments import lifecycle
+from bot.ats import gem
+from bot.ats.gem import GemClient, GemClients, RateLimiter, RetryPolicy
+from bot.ats.gem_notes import WRITEBACK_CLAIMS, WRITEBACK_MAX_ATTEMPTS
+from bot.ats.gem_poller import GemPoller
+from bot.ats.intake import Intake
 from bot.domain import normalise_key
-from bot.gem import GemClient, GemClients, RateLimiter, RetryPolicy
-from bot.gem_notes import WRITEBACK_CLAIMS, WRITEBACK_MAX_ATTEMPTS
-from bot.gem_poller import GemPoller
 from bot.imocha import Report, Status
-from bot.intake import Intake
-from bot.workspaces import Workspaces
+from bot.runtime.claims import ClaimKeeper
+from bot.slack.access import Access
+from bot.workspace.crypto import SecretBox
+from bot.workspace.settings import Workspaces
 from store.models import (
     Application,
     ApplicationInvitation,
@@ -206,7 +207,7 @@ def test_a_401_is_an_auth_error_with_a_clear_log_line_and_the_key_never_appears(
 ) -> None:
     fake_gem.reset()
     gem_clients, http = clients(fake_gem)
-    with http, caplog.at_level(logging.WARNING, logger="bot.gem"), pytest.raises(gem.GemAuthError) as err:
+    with http, caplog.at_level(logging.WARNING, logger="bot.ats.gem"), pytest.raises(gem.GemAuthError) as err:
         gem_clients(BAD_GEM_KEY).check_key()
 
     assert err.value.status_code == 401
@@ -231,7 +232,7 @@ def test_a_429_waits_as_retry_after_asks_for_every_user_of_the_key_then_succeeds
     state.fail("GET", "/ats/v0/users", 429, headers={"Retry-After": "7"})
     time_ = FakeTime()
     gem_clients, http = clients(fake_gem, limiter=lambda: RateLimiter(rate=1000, burst=1000, clock=time_.monotonic, sleep=time_.sleep))
-    with http, caplog.at_level(logging.WARNING, logger="bot.gem"):
+    with http, caplog.at_level(logging.WARNING, logger="bot.ats.gem"):
         users = gem_clients(GOOD_GEM_KEY).users()
 
     assert [u.email for u in users] == ["rita@example.com"]
@@ -418,7 +419,7 @@ def test_the_checkpoint_moves_only_after_a_successful_cycle(world: World, caplog
     world.gem.move(app_id, "iMocha assessment")
     world.gem.fail("GET", "/ats/v0/candidates", 503, times=3)  # every retry of the candidate read
 
-    with caplog.at_level(logging.WARNING, logger="bot.gem"):
+    with caplog.at_level(logging.WARNING, logger="bot.ats.gem"):
         stats = world.poller.poll_workspace(world.workspace_id)
     assert not stats.ok and stats.failed == 1
     assert world.workspace().gem_checkpoint == before
@@ -434,7 +435,7 @@ def test_the_checkpoint_moves_only_after_a_successful_cycle(world: World, caplog
 def test_a_refused_key_stops_the_workspace_with_a_clear_message_until_retried(world: World, caplog: pytest.LogCaptureFixture) -> None:
     world.add_applicant()
     world.gem.keys.clear()  # the admin revoked the key in Gem
-    with caplog.at_level(logging.WARNING, logger="bot.gem"):
+    with caplog.at_level(logging.WARNING, logger="bot.ats.gem"):
         stats = world.poller.poll_workspace(world.workspace_id)
     assert stats.error == "Gem refused the API key (HTTP 401)"
     assert any("Gem refused its API key" in r.getMessage() and "/imocha setup" in r.getMessage() for r in caplog.records)
@@ -452,7 +453,7 @@ def test_a_refused_key_stops_the_workspace_with_a_clear_message_until_retried(wo
 
 def test_a_rate_limited_workspace_backs_off_for_retry_after(world: World, caplog: pytest.LogCaptureFixture) -> None:
     world.gem.fail("GET", "/ats/v0/applications", 429, times=3, headers={"Retry-After": "0"})
-    with caplog.at_level(logging.WARNING, logger="bot.gem"):
+    with caplog.at_level(logging.WARNING, logger="bot.ats.gem"):
         stats = world.poller.poll_workspace(world.workspace_id)
     assert stats.error == "Gem rate limit (HTTP 429)"
     assert any("rate-limiting" in r.getMessage() and "checkpoint kept" in r.getMessage() for r in caplog.records)
@@ -565,7 +566,7 @@ def test_a_note_that_failed_with_a_500_is_retried_later_and_written_once(world: 
     complete(world)
     world.gem.fail("POST", "/ats/v0/candidates", 500)
 
-    with caplog.at_level(logging.WARNING, logger="bot.gem"):
+    with caplog.at_level(logging.WARNING, logger="bot.ats.gem"):
         assert world.poller.write_back() == 0
     assert world.gem.notes == []
     assert any("Gem note" in r.getMessage() and "GemServerError" in r.getMessage() for r in caplog.records)
@@ -586,7 +587,7 @@ def test_a_note_for_a_candidate_gem_no_longer_has_is_given_up(world: World, capl
     complete(world)
     del world.gem.candidates[candidate_id]
 
-    with caplog.at_level(logging.ERROR, logger="bot.gem"):
+    with caplog.at_level(logging.ERROR, logger="bot.ats.gem"):
         assert world.poller.write_back() == 0
     assert any("given up" in r.getMessage() for r in caplog.records)
     with world.sf() as session:

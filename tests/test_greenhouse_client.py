@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.greenhouse import (
+from bot.ats.greenhouse import (
     HarvestActingUserError,
     HarvestAuthError,
     HarvestClient,
@@ -20,7 +20,7 @@ from bot.greenhouse import (
     HarvestServerError,
     HarvestValidationError,
 )
-from bot.serving import free_port
+from bot.runtime.serving import free_port
 from tests.conftest import Clock
 from tests.fakes.greenhouse import CLIENT_ID, CLIENT_SECRET, FakeHarvest, HarvestState, fake_harvest  # noqa: F401 (fixture)
 

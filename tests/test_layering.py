@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPOSITION_ROOTS = {"bot/app.py"}  # builds the runtime: the one place that knows both sides
+COMPOSITION_ROOTS = {"bot/runtime/app.py"}  # builds the runtime: the one place that knows both sides
 BLOCK_KIT_TYPES = {"section", "actions", "context", "header", "divider", "button", "mrkdwn", "plain_text", "modal", "home", "input"}
 
 
@@ -60,6 +60,27 @@ def crossings(package: str, forbidden: tuple[str, ...], allowed_files: set[str])
 )
 def test_no_module_imports_across_a_forbidden_boundary(package: str, forbidden: tuple[str, ...], allowed: set[str]) -> None:
     assert crossings(package, forbidden, allowed) == []
+
+
+# Rooms at the bottom of bot/: what they may import from bot/ (docs/architecture.md, "Rooms").
+ROOM_IMPORTS = {
+    "bot/domain.py": ("bot.domain",),
+    "bot/vendors/": ("bot.vendors", "bot.runtime.clock"),
+    "bot/imocha/": ("bot.imocha", "bot.vendors", "bot.runtime.clock"),
+}
+
+
+@pytest.mark.parametrize("room", list(ROOM_IMPORTS))
+def test_the_domain_and_the_vendor_clients_depend_on_no_service(room: str) -> None:
+    allowed = ROOM_IMPORTS[room]
+    found = [
+        f"{rel}:{line} imports {module}"
+        for rel, tree in sources("bot")
+        if rel == room or (room.endswith("/") and rel.startswith(room))
+        for line, module in imported(tree)
+        if module.split(".")[0] == "bot" and not any(module == a or module.startswith(a + ".") for a in allowed)
+    ]
+    assert found == []
 
 
 def test_services_build_no_block_kit_and_write_no_mentions() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from bot.logs import ContextExecutor, JsonFormatter, new_request_id, request_id
+from bot.runtime.logs import ContextExecutor, JsonFormatter, new_request_id, request_id
 
 
 def test_background_work_keeps_the_request_id_of_the_request_that_queued_it() -> None:
@@ -17,7 +17,7 @@ def test_background_work_keeps_the_request_id_of_the_request_that_queued_it() ->
 
 def test_json_lines_are_one_object_with_the_request_id() -> None:
     new_request_id("ats")
-    record = logging.LogRecord("bot.intake", logging.INFO, __file__, 1, "card queued for %s", ("C1",), None)
+    record = logging.LogRecord("bot.ats.intake", logging.INFO, __file__, 1, "card queued for %s", ("C1",), None)
     record.request_id = request_id.get()
     line = JsonFormatter().format(record)
     data = json.loads(line)

@@ -17,9 +17,9 @@ from cryptography.fernet import Fernet
 from slack_bolt import App
 from sqlalchemy import Engine
 
-from bot.app import Runtime, build_runtime
-from bot.config import Settings, load_settings
-from bot.oauth import BOT_SCOPES
+from bot.runtime.app import Runtime, build_runtime
+from bot.runtime.config import Settings, load_settings
+from bot.slack.oauth import BOT_SCOPES
 from handlers import ids
 from handlers.blocks import HELP
 from tests.fakes import slack_requests as sr

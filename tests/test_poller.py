@@ -16,10 +16,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.crypto import SecretBox
+from bot.assessments.poller import StatusPoller
 from bot.imocha import ImochaClient
-from bot.poller import StatusPoller
-from bot.workspaces import Workspaces
+from bot.workspace.crypto import SecretBox
+from bot.workspace.settings import Workspaces
 from store.models import (
     Application,
     ApplicationInvitation,
@@ -420,9 +420,9 @@ def test_poll_all_covers_every_active_workspace(world: World) -> None:
 
 
 def test_a_big_cycle_is_applied_in_chunks_with_the_checkpoint_moved_last(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.poller
+    import bot.assessments.poller
 
-    monkeypatch.setattr(bot.poller, "APPLY_CHUNK", 2)
+    monkeypatch.setattr(bot.assessments.poller, "APPLY_CHUNK", 2)
     sent = [world.send() for _ in range(5)]
     poller = world.poller(max_workers=2)
     assert poller.poll_workspace(world.workspace_id).ok

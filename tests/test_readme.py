@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.serving import free_port
+from bot.runtime.serving import free_port
 from tests.botproc import clean_env
 from tests.fakes.slack import FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode

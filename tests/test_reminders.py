@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.reminders import Reminders
+from bot.assessments.reminders import Reminders
 from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job, OutboxMessage, Reminder, Workspace
 from tests.conftest import Clock
 

@@ -21,7 +21,7 @@ def test_no_runtime_module_imports_the_sandbox_or_reportlab() -> None:
     result = run_python(
         """
         import importlib, pkgutil, sys
-        import bot.app, bot.cli, bot.web  # the composition root, the run command, the web server
+        import bot.runtime.app, bot.runtime.cli, bot.runtime.web  # the composition root, the run command, the web server
 
         def import_all(name):
             # The sandbox itself is skipped, and Alembic's migrations (env.py runs one when imported).
@@ -48,7 +48,7 @@ def test_the_sandbox_command_without_its_extra_exits_with_one_line_naming_the_pi
         """
         import sys
         sys.modules["reportlab"] = None  # as if the extra were not installed
-        from bot.cli import main
+        from bot.runtime.cli import main
         raise SystemExit(main(["sandbox", "--port", "0"]))
         """
     )

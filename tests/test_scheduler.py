@@ -9,7 +9,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.scheduler import GEM, OUTBOX, POLL, REMINDERS, SWEEP, Scheduler
+from bot.runtime.scheduler import GEM, OUTBOX, POLL, REMINDERS, SWEEP, Scheduler
 from store.models import Lease
 from tests.conftest import Clock
 
@@ -88,7 +88,7 @@ def test_a_failing_job_is_logged_with_its_name_and_never_raises(
         raise RuntimeError("iMocha said no")
 
     sched = scheduler(session_factory, clock, "replica-a")
-    with caplog.at_level(logging.DEBUG, logger="bot.scheduler"):
+    with caplog.at_level(logging.DEBUG, logger="bot.runtime.scheduler"):
         assert sched.run_job(REMINDERS, broken) is False
         assert sched.run_job(OUTBOX, lambda: None) is True
 

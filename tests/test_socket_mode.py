@@ -10,8 +10,8 @@ import pytest
 from slack_bolt import BoltResponse
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bot.acks import AckGate
-from bot.socket_mode import HandledEnvelopes, _AckPool, _Socket, ack_payload, envelope_keys
+from bot.slack.acks import AckGate
+from bot.slack.socket_mode import HandledEnvelopes, _AckPool, _Socket, ack_payload, envelope_keys
 
 
 def _event(envelope_id: str, event_id: str, retry: int = 0) -> SocketModeRequest:

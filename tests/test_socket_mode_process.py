@@ -106,7 +106,7 @@ def test_an_app_token_refused_at_start_up_is_one_line(
     fake, _server = slack
     fake.fail("apps.connections.open", status=200, error="not_authed", count=100)
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "bot.runtime.cli", "run", "--host", "127.0.0.1", "--port", "0"],
         cwd=tmp_path,
         env=clean_env(_env(tmp_path, fake, fake_imocha.url)),
         capture_output=True,

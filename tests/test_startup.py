@@ -161,7 +161,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
             if case.prepare:
                 case.prepare(cwd)
             result = subprocess.run(
-                [sys.executable, "-m", "bot.cli", *case.args],
+                [sys.executable, "-m", "bot.runtime.cli", *case.args],
                 capture_output=True,
                 text=True,
                 env=clean_env(case.env),
@@ -209,8 +209,10 @@ def test_check_after_db_upgrade_passes_notes_the_key_to_come_and_leaves_only_the
     with FakeSlack() as slack:
         slack.add_team("T0001", TOKEN)
         env = clean_env(_http(slack.api_url))
-        upgrade_ = subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], capture_output=True, text=True, env=env, cwd=tmp_path)
-        check = subprocess.run([sys.executable, "-m", "bot.cli", "check"], capture_output=True, text=True, env=env, cwd=tmp_path)
+        upgrade_ = subprocess.run(
+            [sys.executable, "-m", "bot.runtime.cli", "db", "upgrade"], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
+        check = subprocess.run([sys.executable, "-m", "bot.runtime.cli", "check"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert upgrade_.returncode == 0 and upgrade_.stdout == f"database schema at revision {migrations_head()} (upgraded from empty)\n", (
         upgrade_
     )

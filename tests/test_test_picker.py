@@ -10,10 +10,10 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 
-from bot.clock import system_clock
-from bot.crypto import SecretBox
 from bot.imocha import ImochaConnectionError, Test
-from bot.workspaces import TEST_CACHE_SECONDS, TEST_RETRY_SECONDS, SetupInput, Workspaces
+from bot.runtime.clock import system_clock
+from bot.workspace.crypto import SecretBox
+from bot.workspace.settings import TEST_CACHE_SECONDS, TEST_RETRY_SECONDS, SetupInput, Workspaces
 from store.db import make_session_factory
 from store.models import Workspace
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.access import Access
-from bot.clock import system_clock
 from bot.domain import Actor
-from bot.plans import PlanInput, Plans
+from bot.runtime.clock import system_clock
+from bot.slack.access import Access
+from bot.workspace.plans import PlanInput, Plans
 from store.db import make_engine, make_session_factory
 from tests.botproc import spawn_bot
 from tests.fakes.slack import FakeSlack

@@ -17,19 +17,19 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.access import Access
 from bot.assessments import Assessments
-from bot.claims import ClaimKeeper
-from bot.crypto import SecretBox
-from bot.decisions import Decisions
+from bot.assessments.decisions import Decisions
+from bot.ats.gem import GemClient, GemClients, RateLimiter, RetryPolicy
+from bot.ats.gem_poller import GemPoller
+from bot.ats.greenhouse import HarvestClients, HarvestCredentials
+from bot.ats.writeback import BACKOFF, MAX_ATTEMPTS, DecisionWriteback
 from bot.domain import Actor, Conflict
-from bot.gem import GemClient, GemClients, RateLimiter, RetryPolicy
-from bot.gem_poller import GemPoller
-from bot.greenhouse import HarvestClients, HarvestCredentials
-from bot.outbox import SlackOutbox
-from bot.slack_gateway import SlackGateway
-from bot.workspaces import Workspaces
-from bot.writeback import BACKOFF, MAX_ATTEMPTS, DecisionWriteback
+from bot.runtime.claims import ClaimKeeper
+from bot.slack.access import Access
+from bot.slack.gateway import SlackGateway
+from bot.slack.outbox import SlackOutbox
+from bot.workspace.crypto import SecretBox
+from bot.workspace.settings import Workspaces
 from handlers.blocks import SlackRenderer
 from store.db import make_session_factory
 from store.models import Application, AtsWriteback, AuditEntry, Candidate, Invitation, Job, OutboxMessage, Workspace
@@ -154,7 +154,7 @@ def build(
         clock=clock,
     )
     emails = dict(SLACK_EMAILS)
-    # Who may decide is the services' own check (bot/access.py); both deciders are IMOCHA_ADMINS here, so no Slack call
+    # Who may decide is the services' own check (bot/slack/access.py); both deciders are IMOCHA_ADMINS here, so no Slack call
     deciders = Access(gateway=None, admin_ids=frozenset({RITA, MO}))  # type: ignore[arg-type]
     claims = ClaimKeeper(sf, holder="test-holder", clock=clock)
     reach = {"now": harvest}
@@ -373,8 +373,10 @@ def test_an_error_asking_again_cannot_fix_fails_at_once_with_a_thread_reply_and_
 
     [row] = world.rows()
     assert (row.outcome, row.attempts) == ("failed", 1) and world.gh.writes == []
-    failures = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(("bot.writeback", "bot.greenhouse"))]
-    assert [(r.name, r.levelname) for r in failures] == [("bot.writeback", "ERROR")]  # one line per failure
+    failures = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(("bot.ats.writeback", "bot.ats.greenhouse"))
+    ]
+    assert [(r.name, r.levelname) for r in failures] == [("bot.ats.writeback", "ERROR")]  # one line per failure
     assert words.split(" (")[0][:30] in failures[0].getMessage() and f"write-back #{row.id} failed" in failures[0].getMessage()
     [reply] = [r for r in world.replies() if r.get("template") == "writeback_failed"]
     assert words in reply["text"] and reply["writeback_id"] == row.id and "*Retry*" in reply["text"]

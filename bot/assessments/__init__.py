@@ -1,19 +1,22 @@
-"""What recruiters do to an assessment: send, reuse, resend, cancel, allow a re-attempt, mark reviewed.
+"""An application's assessment, from sending it to the decision on its result.
 
 Owns the commands on an application and its invitations, and their rules: every command takes the
-`Actor` and decides here who may act (bot/access.py: the owner, an admin, or a full member who can see
-the card), so a Slack button, a Workflow Builder step and any later caller meet the same rule; which
-action a status admits comes from bot.domain.allowed_actions, the one state machine the card's buttons
-are drawn from too. Results and thread replies are facts (ActionResult, NoteKind payloads); handlers/
-words them.
+`Actor` and decides here who may act (bot/slack/access.py: the owner, an admin, or a full member who
+can see the card), so a Slack button, a Workflow Builder step and any later caller meet the same rule;
+which action a status admits comes from bot.domain.allowed_actions, the one state machine the card's
+buttons are drawn from too. Results and thread replies are facts (ActionResult, NoteKind payloads);
+handlers/ words them. Also owns tracking an invitation to its end (poller.py, callbacks.py,
+lifecycle.py), reminders (reminders.py) and Advance / Reject / Undo (decisions.py).
 
-    reads.py    AssessmentReads: views, `view_for` / `prepare_send` (authorised), the candidate's other results
-    sending.py  Sender: invite once, link an existing result, record iMocha's answer, finish interrupted sends
-    actions.py  InvitationActions: Cancel, Resend, Allow re-attempt, Mark reviewed behind one action lock
-    records.py  what they share: ActionResult, loading an application, queueing its card and thread reply
+    reads.py      AssessmentReads: views, `view_for` / `prepare_send` (authorised), the candidate's other results
+    sending.py    Sender: invite once, link an existing result, record iMocha's answer, finish interrupted sends
+    actions.py    InvitationActions: Cancel, Resend, Allow re-attempt, Mark reviewed behind one action lock
+    records.py    what they share: ActionResult, loading an application, queueing its card and thread reply
+    decisions.py  Advance / Reject once, Undo for ten minutes, the ATS write-back queued with them
+    poller.py, callbacks.py, lifecycle.py   status tracking: the poller, iMocha's callbacks, what a change causes
 
-May import bot.domain, bot.access, bot.imocha, bot.lifecycle, bot.outbox, bot.views, bot.workspaces and
-store; never handlers/.
+May import bot.domain, bot.views, bot.imocha, bot.slack (outbox, access), bot.ats (write-back and
+event queues), bot.workspace, bot.runtime (clock, claims, metrics) and store; never handlers/.
 """
 
 from __future__ import annotations
@@ -23,15 +26,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.access import Access
 from bot.assessments.actions import InvitationActions
 from bot.assessments.reads import AssessmentReads
 from bot.assessments.records import LOCK_SECONDS, ActionResult, failure, friendly, load_application, queue_card, queue_note
 from bot.assessments.sending import Sender
 from bot.domain import Actor, ApplicationView, AuditLine, ExistingResult
-from bot.outbox import SlackOutbox
+from bot.slack.access import Access
+from bot.slack.outbox import SlackOutbox
 from bot.views import application_view
-from bot.workspaces import Workspaces
+from bot.workspace.settings import Workspaces
 
 __all__ = [
     "LOCK_SECONDS",

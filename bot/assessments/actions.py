@@ -32,8 +32,8 @@ from bot.domain import (
     statuses_allowing,
 )
 from bot.imocha import Status
-from bot.outbox import SlackOutbox
-from bot.workspaces import Workspaces
+from bot.slack.outbox import SlackOutbox
+from bot.workspace.settings import Workspaces
 from store import repos
 from store.models import Application, Invitation, Workspace
 

@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.access import Access
 from bot.assessments.records import ActionResult, load_application, status_words
 from bot.domain import (
     Actor,
@@ -21,6 +20,7 @@ from bot.domain import (
     NothingToSend,
     statuses_allowing,
 )
+from bot.slack.access import Access
 from bot.views import application_views, invitation_view
 from store import repos
 from store.models import Application, ApplicationInvitation, Candidate, Invitation, Job

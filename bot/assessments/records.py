@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot import imocha, metrics
+from bot import imocha
+from bot.assessments.lifecycle import APP_STATUS
 from bot.domain import (
     ApplicationView,
     AppStatus,
@@ -21,8 +22,8 @@ from bot.domain import (
     statuses_allowing,
 )
 from bot.imocha import Status
-from bot.lifecycle import APP_STATUS
-from bot.outbox import CARD, THREAD, SlackOutbox
+from bot.runtime import metrics
+from bot.slack.outbox import CARD, THREAD, SlackOutbox
 from store import repos
 from store.models import Application, ApplicationInvitation, Invitation
 

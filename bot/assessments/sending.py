@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import imocha, metrics
+from bot import imocha
+from bot.assessments.lifecycle import queue_status_effects
 from bot.assessments.reads import AssessmentReads
 from bot.assessments.records import (
     LOCK_SECONDS,
@@ -31,9 +32,9 @@ from bot.domain import (
     NotFound,
 )
 from bot.imocha import Status
-from bot.lifecycle import queue_status_effects
-from bot.outbox import DM, SlackOutbox
-from bot.workspaces import Workspaces
+from bot.runtime import metrics
+from bot.slack.outbox import DM, SlackOutbox
+from bot.workspace.settings import Workspaces
 from store import repos
 from store.models import Application, Invitation, Workspace
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.digest.figures import DigestStats, due_week, this_monday, week_bounds, weekly_figures, zone
 from bot.domain import NotFound
-from bot.slack_gateway import SlackGateway, SlackUnavailable
+from bot.slack.gateway import SlackGateway, SlackUnavailable
 from store import repos
 from store.models import Plan, WeeklyDigest, Workspace
 

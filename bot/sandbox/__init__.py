@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from bot.runtime.serving import ServerThread
 from bot.sandbox.state import ImochaState
-from bot.serving import ServerThread
 
 __all__ = ["ImochaState", "serve", "start_in_thread"]
 
@@ -34,7 +34,7 @@ def serve(host: str = "127.0.0.1", port: int = 8900) -> None:
         state.base_url,
         state.base_url,
     )
-    # log_config=None: uvicorn's lines (start-up, one per request) go through bot/logs.py's handler in the
+    # log_config=None: uvicorn's lines (start-up, one per request) go through bot/runtime/logs.py's handler in the
     # bot's format, instead of uvicorn's own "INFO:     ..." format beside it.
     uvicorn.run(create_app(state), host=host, port=port, log_level="info", log_config=None, lifespan="off")
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bot.clock import system_clock
+from bot.runtime.clock import system_clock
 from bot.sandbox.attempts import Attempts
 from bot.sandbox.callbacks import CallbackSender
 from bot.sandbox.catalogue import Catalogue

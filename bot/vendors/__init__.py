@@ -5,7 +5,7 @@ timeouts, the retry policy (tenacity: connection errors, 408/429/5xx, Retry-Afte
 HTTP date, capped full-jitter backoff), error-body text, redaction of keys in logs and errors, and the
 hand-off of a failed answer to the vendor's own exceptions; the error tree those derive from
 (`errors`); pacing one key's rate limit (`pacing`); and lenient readers for body fields (`parsing`).
-May import the standard library, httpx, tenacity and `bot.clock`; nothing else of ours, so that any
+May import the standard library, httpx, tenacity and `bot.runtime.clock`; nothing else of ours, so that any
 client can build on it without an import cycle. How to adopt it: `bot/vendors/http.py`'s docstring.
 """
 

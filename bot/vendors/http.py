@@ -5,7 +5,7 @@ through the `VendorHTTP` it keeps as `_api`:
 
     GREENHOUSE = Vendor(
         name="Greenhouse",                       # in every log line and error message
-        logger=logging.getLogger("bot.greenhouse"),
+        logger=logging.getLogger("bot.ats.greenhouse"),
         connection_error=GreenhouseConnectionError,   # each takes one message argument
         protocol_error=GreenhouseProtocolError,
         status_error=_status_error,              # Failure -> the vendor's own exception (401 -> auth, ...)
@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import httpx
 import tenacity
 
-from bot.clock import system_clock
+from bot.runtime.clock import system_clock
 
 _T = TypeVar("_T")
 
@@ -182,7 +182,7 @@ class Vendor:
 
 
 class Pacer(Protocol):
-    """One API key's rate limit, shared by every client using the key (e.g. `bot.gem.RateLimiter`)."""
+    """One API key's rate limit, shared by every client using the key (e.g. `bot.ats.gem.RateLimiter`)."""
 
     def slot(self) -> AbstractContextManager[object]: ...
 

@@ -1,7 +1,7 @@
 """Pacing one API key: a token bucket, a cap on requests in flight, and a shared pause after a 429.
 
 A `RateLimiter` is the `Pacer` a `VendorHTTP` takes; give every client that uses one key the same
-limiter (`bot.gem.GemClients` keeps one per key), so that they share the key's budget.
+limiter (`bot.ats.gem.GemClients` keeps one per key), so that they share the key's budget.
 """
 
 from __future__ import annotations

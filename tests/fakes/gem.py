@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.serving import ServerThread
+from bot.runtime.serving import ServerThread
 
 GOOD_GEM_KEY = "GemTeamKey0123456789abcdefghijklmnopqrs"  # 40 alphanumerics, like Gem's keys
 BAD_GEM_KEY = "GemWrongKey123456789abcdefghijklmnopqrs"

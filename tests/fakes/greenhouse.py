@@ -1,4 +1,4 @@
-"""A fake Greenhouse Harvest API v3 over real HTTP, shaped like the documented v3 endpoints (bot/greenhouse/client.py says where).
+"""A fake Greenhouse Harvest API v3 over real HTTP, shaped like the documented v3 endpoints (bot/ats/greenhouse/client.py says where).
 
 One server answers both hosts: the OAuth token endpoint (`POST /token`, HTTP Basic client ID and
 secret, `grant_type=client_credentials`, optional `sub`) and the API (`/v3/...`, Bearer tokens). It
@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.serving import ServerThread
+from bot.runtime.serving import ServerThread
 
 CLIENT_ID = "gh-client-0123456789"
 CLIENT_SECRET = "gh-secret-abcdefghijklmnopqrstuvwxyz"

@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.runtime.serving import ServerThread, free_port
 from bot.sandbox.api import create_app
 from bot.sandbox.state import ImochaState
-from bot.serving import ServerThread, free_port
 
 GOOD_KEY = "sandbox-test-key"
 BAD_KEY = "not-a-key"

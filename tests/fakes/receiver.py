@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.serving import ServerThread
+from bot.runtime.serving import ServerThread
 
 
 @dataclass

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.serving import ServerThread
+from bot.runtime.serving import ServerThread
 from tests.fakes.blockkit import MAX_MESSAGE_TEXT, MAX_VIEW_BYTES, validate_blocks, validate_view
 
 APP_ID = "A0FAKEAPP"

@@ -18,7 +18,7 @@ from slack_sdk.http_retry import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.serving import ServerThread
+from bot.runtime.serving import ServerThread
 from tests.fakes import slack_requests as sr
 from tests.fakes.blockkit import (
     assert_valid_blocks,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from bot.serving import free_port
+from bot.runtime.serving import free_port
 from tests.fakes import imocha as fakes
 from tests.fakes.imocha import CallbackReceiver, FakeImocha, ManualClock, running_callback_receiver
 

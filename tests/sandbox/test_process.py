@@ -1,4 +1,4 @@
-"""`imocha-bot sandbox` as a real process: it logs in the bot's format (bot/logs.py), uvicorn's lines included."""
+"""`imocha-bot sandbox` as a real process: it logs in the bot's format (bot/runtime/logs.py), uvicorn's lines included."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.serving import free_port
+from bot.runtime.serving import free_port
 from tests.botproc import clean_env
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) +[\w.]+ \[[^\]]+\] ")
@@ -22,7 +22,7 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) +[\
 def _serve_one_request(tmp_path: Path, env: dict[str, str]) -> str:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port)],
+        [sys.executable, "-m", "bot.runtime.cli", "sandbox", "--port", str(port)],
         cwd=tmp_path,
         env=clean_env(env),
         stdout=subprocess.DEVNULL,
@@ -70,7 +70,7 @@ def test_a_sandbox_port_in_use_is_one_line(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port)],
+            [sys.executable, "-m", "bot.runtime.cli", "sandbox", "--port", str(port)],
             capture_output=True,
             text=True,
             env=clean_env({}),

@@ -14,9 +14,9 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 
-from bot.app import Runtime, build_runtime
-from bot.config import Settings, load_settings
-from bot.serving import ServerThread
+from bot.runtime.app import Runtime, build_runtime
+from bot.runtime.config import Settings, load_settings
+from bot.runtime.serving import ServerThread
 from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha, ManualClock, fake_imocha  # noqa: F401 (fixture)
 from tests.fakes.receiver import EventReceiver, serve_receiver

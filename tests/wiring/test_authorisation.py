@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain import Actor, AppStatus, NotAllowed
-from bot.plans import PlanInput
+from bot.workspace.plans import PlanInput
 from tests.fakes.imocha import PYTHON_TEST_ID
 from tests.wiring.conftest import ADMIN, CHANNEL, GUEST, MEMBER, OUTSIDER, RECRUITER, TEAM, Bot, setup_workspace
 from tests.wiring.helpers import new_card, sent_card

@@ -1,4 +1,4 @@
-"""A flood on the unauthenticated `/webhooks/imocha` cannot become an iMocha flood (bot/callbacks.py ReportGate).
+"""A flood on the unauthenticated `/webhooks/imocha` cannot become an iMocha flood (bot/assessments/callbacks.py ReportGate).
 
 Over real HTTP against the sandbox, on SQLite and PostgreSQL: repeated callbacks for one invitation
 share report reads, and past the caps they are answered 200 and left to the status poller.
@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.callbacks import CallbackLimits, ReportGate
+from bot.assessments.callbacks import CallbackLimits, ReportGate
 from tests.wiring.conftest import Bot
 from tests.wiring.helpers import post_callback, sent_card, settle, wait_headline
 
@@ -75,7 +75,7 @@ def test_callbacks_past_a_cap_are_answered_and_left_to_the_poller_with_one_log_l
     bot.runtime.callbacks.gate = ReportGate(limits, monotonic=seconds)
     inv_id, payload = completed(bot)
 
-    with caplog.at_level(logging.WARNING, logger="bot.callbacks"):
+    with caplog.at_level(logging.WARNING, logger="bot.assessments.callbacks"):
         for n in range(1, 4):
             assert post_callback(bot, payload).status_code == 200
             settled(bot, inv_id, n)

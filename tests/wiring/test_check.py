@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.app import build_runtime
-from bot.check import run_check
-from bot.config import Settings
-from bot.greenhouse import HarvestCredentials
-from bot.workspaces import SetupInput
+from bot.ats.greenhouse import HarvestCredentials
+from bot.runtime.app import build_runtime
+from bot.runtime.check import run_check
+from bot.runtime.config import Settings
+from bot.workspace.settings import SetupInput
 from store.db import make_engine, upgrade
 from tests.conftest import migrations_head
 from tests.fakes import gem as gem_fakes

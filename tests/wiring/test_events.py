@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
-from bot.config import ConfigError, load_settings
+from bot.runtime.cli import main
+from bot.runtime.config import ConfigError, load_settings
 from store.models import EventDelivery
 from tests.fakes.imocha import FakeImocha, ManualClock, fake_imocha  # noqa: F401 (fixture)
 from tests.fakes.receiver import EventReceiver

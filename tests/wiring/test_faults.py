@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, select, text, update
 
 from bot.imocha import RetryPolicy
-from bot.serving import ServerThread, free_port
-from bot.web import create_web_app
+from bot.runtime.serving import ServerThread, free_port
+from bot.runtime.web import create_web_app
 from store.db import make_engine, ping
 from store.models import Application, Invitation, OutboxMessage, Workspace
 from tests.fakes import slack_requests as sr

@@ -137,9 +137,9 @@ def test_a_gem_applicant_is_sent_the_test_and_the_result_goes_back_to_gem_as_one
 
 
 def test_the_gem_poll_job_runs_through_the_scheduler_wrapper(gem_bot: Bot, fake_gem: FakeGem) -> None:  # noqa: F811
-    from bot.app import build_scheduler
-    from bot.clock import system_clock
-    from bot.scheduler import GEM
+    from bot.runtime.app import build_scheduler
+    from bot.runtime.clock import system_clock
+    from bot.runtime.scheduler import GEM
 
     connect_gem(gem_bot)
     gem_account(fake_gem.state)

@@ -130,8 +130,8 @@ def test_duplicate_ats_deliveries_make_one_card(bot: Bot) -> None:
 
 def test_racing_deliverers_post_a_new_card_once_and_update_it_in_place(bot: Bot) -> None:
     """A send's card update racing the card's first post used to post a second card."""
-    from bot.intake import IntakeEvent
-    from bot.outbox import CARD, SlackOutbox
+    from bot.ats.intake import IntakeEvent
+    from bot.slack.outbox import CARD, SlackOutbox
     from store.models import Workspace
 
     setup_workspace(bot)

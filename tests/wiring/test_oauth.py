@@ -14,12 +14,12 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, select, text
 
-from bot.app import Runtime, build_runtime
-from bot.config import load_settings
-from bot.crypto import SecretBox
-from bot.oauth import BOT_SCOPES
-from bot.serving import ServerThread
-from bot.workspaces import SetupInput
+from bot.runtime.app import Runtime, build_runtime
+from bot.runtime.config import load_settings
+from bot.runtime.serving import ServerThread
+from bot.slack.oauth import BOT_SCOPES
+from bot.workspace.crypto import SecretBox
+from bot.workspace.settings import SetupInput
 from store.models import Workspace
 from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import GOOD_KEY, FakeImocha

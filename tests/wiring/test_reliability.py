@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from bot.clock import system_clock
 from bot.imocha import RetryPolicy
+from bot.runtime.clock import system_clock
 from store.models import Application, OutboxMessage
 from tests.fakes import slack_requests as sr
 from tests.wiring.conftest import CHANNEL, MEMBER, RECRUITER, TEAM, Bot

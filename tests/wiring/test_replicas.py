@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine
 
-from bot.app import build_runtime
-from bot.serving import ServerThread
+from bot.runtime.app import build_runtime
+from bot.runtime.serving import ServerThread
 from tests.conftest import Clock
 from tests.fakes.imocha import FakeImocha
 from tests.fakes.slack import FakeSlack

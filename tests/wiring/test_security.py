@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from bot.app import build_runtime
-from bot.config import load_settings
-from bot.serving import ServerThread
+from bot.runtime.app import build_runtime
+from bot.runtime.config import load_settings
+from bot.runtime.serving import ServerThread
 from store.models import Application, Base, Invitation
 from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import FakeImocha

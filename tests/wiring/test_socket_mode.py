@@ -213,7 +213,7 @@ def test_a_dropped_socket_is_replaced_and_redelivered_envelopes_take_effect_once
     reset: bool,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.socket_mode")
+    caplog.set_level(logging.INFO, logger="bot.slack.socket_mode")
     with socket_bot(sqlite_engine, slack, fake_imocha, socket_server) as bot:
         # 1. an envelope lost on the way (the socket dropped first): Slack's re-delivery is handled
         lost = socket_server.deliver("slash_commands", _setup_command(bot), lose=True)
@@ -366,5 +366,5 @@ def test_apps_connections_open_failing_for_a_while_is_retried_with_backoff_until
         assert 0.4 < time.monotonic() - started < 5
         assert slack.count("apps.connections.open") == 3
         assert bot.runtime.socket_link is not None and bot.runtime.socket_link.status().state == "connected"
-        warnings = [r.getMessage() for r in caplog.records if r.name == "bot.socket_mode" and r.levelno == logging.WARNING]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "bot.slack.socket_mode" and r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "fatal_error" in warnings[0]  # one line for the outage, not one per attempt

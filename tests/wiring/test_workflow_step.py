@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from bot.domain import Actor
-from bot.plans import PlanInput
-from bot.workspaces import SetupInput
+from bot.workspace.plans import PlanInput
+from bot.workspace.settings import SetupInput
 from handlers import ids
 from tests.fakes import slack_requests as sr
 from tests.fakes.imocha import GOOD_KEY, PYTHON_TEST_ID, FakeImocha

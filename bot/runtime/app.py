@@ -1,0 +1,427 @@
+"""The composition root: settings → engine → clients → services → Bolt app → scheduler → web app."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.assessments import Assessments
+from bot.assessments.callbacks import CallbackHandler
+from bot.assessments.decisions import Decisions
+from bot.assessments.poller import StatusPoller
+from bot.ats.events import EventDeliverer, build_deliverer
+from bot.ats.gem import GemClient, GemClients
+from bot.ats.gem_notes import WRITEBACK_CLAIMS
+from bot.ats.gem_poller import GemPoller
+from bot.ats.greenhouse import HarvestClients
+from bot.ats.intake import Intake
+from bot.ats.writeback import CLAIMS as WRITEBACK_QUEUE
+from bot.ats.writeback import DecisionWriteback
+from bot.digest import Digests
+from bot.imocha import ImochaClient
+from bot.runtime import metrics
+from bot.runtime.claims import ClaimKeeper, claim_holder_id, process_holder_id
+from bot.runtime.clock import system_clock
+from bot.runtime.config import Settings
+from bot.runtime.services import Services
+from bot.runtime.web import FrontDoor, create_web_app
+from bot.slack.access import Access
+from bot.slack.acks import AckGate, WorkPool
+from bot.slack.gateway import SlackGateway
+from bot.slack.home import HomeQueue
+from bot.slack.outbox import CLAIMS as OUTBOX_CLAIMS
+from bot.slack.outbox import SlackOutbox
+from bot.slack.socket_mode import SocketModeLink
+from bot.slack.workflow_step import WorkflowStep
+from bot.workspace.crypto import SecretBox, load_secret_box
+from bot.workspace.plans import Plans
+from bot.workspace.settings import Workspaces
+from bot.workspace.setup import WorkspaceSetup
+from store import repos
+from store.db import make_engine, make_session_factory, ping
+
+log = logging.getLogger("bot.runtime.app")
+
+LISTENER_THREADS = 64
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    http: httpx.Client
+    services: Services
+    bolt: App | None
+    web: FrontDoor
+    callbacks: CallbackHandler
+    scheduler: Any = None
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    gem_poller: GemPoller | None = None
+    clock: Callable[[], datetime] = system_clock  # the one clock every service and the store were given
+    events: EventDeliverer | None = None  # set when EVENTS_WEBHOOK_URL is
+    claims: ClaimKeeper | None = None
+    socket_link: SocketModeLink | None = None  # Socket Mode (SLACK_APP_TOKEN set); `connect()` opens it
+
+    def close(self) -> None:
+        for fn in reversed(self.closers):
+            try:
+                fn()
+            except Exception:
+                log.exception("error while shutting down")
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    box: SecretBox | None = None,
+    clock: Callable[[], datetime] = system_clock,
+    imocha_transport: httpx.BaseTransport | None = None,
+    gem_transport: httpx.BaseTransport | None = None,
+    harvest_transport: httpx.BaseTransport | None = None,
+    token_verification: bool = True,
+    with_scheduler: bool = False,
+    holder_id: str | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Runtime:
+    engine = engine or make_engine(settings.database_url)
+    session_factory = make_session_factory(engine, clock)
+    box = box or load_secret_box(settings)
+    http = ImochaClient.build_http(settings.imocha_base_url, transport=imocha_transport)
+
+    def imocha_factory(key: str) -> ImochaClient:
+        return ImochaClient(http, key, clock=clock)
+
+    gem_http = GemClient.build_http(settings.gem_base_url, transport=gem_transport)
+    gem_secret = settings.gem_application_secret.get_secret_value() if settings.gem_application_secret else None
+    gem_clients = GemClients(gem_http, application_secret=gem_secret, clock=clock)
+    harvest_clients, harvest_https = HarvestClients.build(
+        settings.greenhouse_harvest_url, settings.greenhouse_auth_url, transport=harvest_transport, clock=clock
+    )
+
+    installation_store = None
+    if settings.oauth_enabled:
+        from bot.slack.oauth import EncryptedInstallationStore
+
+        installation_store = EncryptedInstallationStore(client_id=str(settings.slack_client_id), engine=engine, box=box)
+
+    single_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    team_cache: dict[str, str] = {}
+    team_lock = threading.Lock()
+
+    def token_for(team_id: str) -> str | None:
+        if installation_store is not None:
+            bot = installation_store.find_bot(enterprise_id=None, team_id=team_id)
+            return bot.bot_token if bot else None
+        return single_token
+
+    def default_team_id() -> str | None:
+        if installation_store is not None:
+            return None
+        with team_lock:
+            if "team" not in team_cache and single_token:
+                team_cache["team"] = str(WebClient(token=single_token, base_url=settings.slack_api_url).auth_test()["team_id"])
+            return team_cache.get("team")
+
+    # Acks first (bot/slack/acks.py): work-pool tasks wait while Slack requests are answered, and yield again
+    # before each iMocha and Slack call and each database transaction they start.
+    gate = AckGate(max_wait=0.5, step_wait=0.2, defer_gc=True)
+    http.event_hooks["request"].append(gate.yield_to_acks)
+    gate.watch_sessions(session_factory)
+    gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for, before_call=gate.yield_to_acks)
+    from handlers.blocks import SlackRenderer
+    from handlers.digest import DigestRenderer
+
+    holder_id = holder_id or process_holder_id()
+    # Claims on Slack writes and Gem notes, renewed while this process lives (bot/runtime/claims.py); work a dead
+    # process claimed is resumed here, on a thread that lets the acks go first.
+    claims = ClaimKeeper(
+        session_factory,
+        holder=claim_holder_id(holder_id),
+        clock=clock,
+        executor=WorkPool(max_workers=1, gate=gate, thread_name_prefix="claims"),
+    )
+    outbox = SlackOutbox(
+        session_factory=session_factory,
+        gateway=gateway,
+        renderer=SlackRenderer(),
+        clock=clock,
+        on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
+        claims=claims,
+    )
+    workspaces = Workspaces(
+        session_factory=session_factory,
+        box=box,
+        imocha_factory=imocha_factory,
+        gem_factory=gem_clients,
+        harvest_factory=harvest_clients,
+        clock=clock,
+    )
+    access = Access(gateway=gateway, admin_ids=settings.admin_ids)
+    plans = Plans(session_factory=session_factory, access=access)
+    intake = Intake(
+        session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id, access=access
+    )
+    assessments = Assessments(
+        session_factory=session_factory,
+        workspaces=workspaces,
+        outbox=outbox,
+        clock=clock,
+        callback_url=settings.callback_url,
+        access=access,
+    )
+    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.deliver)
+    gem_poller = GemPoller(
+        session_factory,
+        workspaces,
+        gem_clients,
+        intake,
+        clock,
+        deliver=outbox.deliver,
+        user_by_email=gateway.user_by_email,
+        claims=claims,
+    )
+    # Decisions written back to Greenhouse (as the Greenhouse user with the clicker's Slack email) and Gem.
+    writeback = DecisionWriteback(
+        session_factory=session_factory,
+        workspaces=workspaces,
+        harvest_clients=harvest_clients,
+        gem_clients=gem_clients,
+        slack_email=lambda team, user: gateway.user(team, user).email,
+        clock=clock,
+        access=access,
+        deliver_slack=outbox.deliver,
+        gem_author=gem_poller.note_author,
+        claims=claims,
+    )
+    services = Services(
+        settings=settings,
+        workspaces=workspaces,
+        setup=WorkspaceSetup(workspaces=workspaces, access=access),
+        plans=plans,
+        intake=intake,
+        assessments=assessments,
+        decisions=Decisions(session_factory=session_factory, assessments=assessments, outbox=outbox, clock=clock, writeback=writeback),
+        outbox=outbox,
+        gateway=gateway,
+        access=access,
+        poller=poller,
+        home=HomeQueue(session_factory=session_factory, access=access),
+        # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/slack/acks.py)
+        background=WorkPool(max_workers=8, gate=gate),
+        digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock),
+        workflow_step=WorkflowStep(
+            workspaces=workspaces, plans=plans, intake=intake, assessments=assessments, outbox=outbox, gateway=gateway
+        ),
+        writeback=writeback,
+    )
+    callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
+
+    bolt = build_bolt(settings, services, installation_store=installation_store, engine=engine, token_verification=token_verification)
+    if installation_store is None and single_token and token_verification:
+        team = default_team_id()
+        if team:
+            workspaces.ensure(team)
+
+    scheduler = None
+    claims.recover_with(OUTBOX_CLAIMS, outbox.deliver)
+    claims.recover_with(WRITEBACK_CLAIMS, gem_poller.write_back)
+    claims.recover_with(WRITEBACK_QUEUE, writeback.run)
+    events = None
+    # Closed in reverse: the scheduler's jobs and the work pool finish, then the claims stop, then the engine.
+    closers: list[Callable[[], Any]] = [
+        http.close,
+        gem_http.close,
+        *(client.close for client in harvest_https),
+        engine.dispose,
+        claims.stop,
+        lambda: services.background.shutdown(wait=True),
+        services.workspaces.close,  # a test-list load still writing its cache finishes first
+    ]
+    if settings.events_webhook_url and settings.events_webhook_secret:
+        events, events_http = build_deliverer(
+            settings.events_webhook_url, settings.events_webhook_secret.get_secret_value(), session_factory, clock
+        )
+        closers.insert(0, events_http.close)
+    if with_scheduler:
+        scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller, events=events)
+
+    socket_link = None
+    if settings.socket_mode and settings.slack_app_token is not None:
+        socket_link = SocketModeLink(bolt, app_token=settings.slack_app_token.get_secret_value(), gate=gate, monotonic=monotonic)
+    if scheduler is not None:
+        closers.append(lambda: scheduler.shutdown(wait=True))
+    if socket_link is not None:
+        closers.append(socket_link.close)  # first to close: no new Slack requests while the rest shuts down
+
+    web = create_web_app(
+        bolt=bolt if not settings.socket_mode else None,
+        signing_secret=settings.slack_signing_secret.get_secret_value()
+        if settings.slack_signing_secret and not settings.socket_mode
+        else None,
+        intake=services.intake,
+        outbox=outbox,
+        callbacks=callbacks,
+        ping_db=lambda: ping(engine),
+        ats_secret=settings.ats_webhook_secret.get_secret_value() if settings.ats_webhook_secret else None,
+        greenhouse_secret=settings.greenhouse_webhook_secret.get_secret_value() if settings.greenhouse_webhook_secret else None,
+        greenhouse_team=default_team_id,
+        oauth_enabled=settings.oauth_enabled,
+        gate=gate,
+        # The process that runs the background jobs also watches for work whose holder died (first: the
+        # test lists wait for iMocha).
+        on_startup=([claims.start] if scheduler is not None else []) + [workspaces.warm_test_lists],
+        socket_status=socket_link.status if socket_link is not None else None,
+    )
+    return Runtime(
+        settings,
+        engine,
+        session_factory,
+        http,
+        services,
+        bolt,
+        web,
+        callbacks,
+        scheduler,
+        closers,
+        gem_poller,
+        clock,
+        events,
+        claims,
+        socket_link,
+    )
+
+
+def build_bolt(settings: Settings, services: Services, *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
+    from handlers import register_all
+
+    # Bolt's client only opens, updates and publishes views (idempotent), so a 5xx or 429 is retried
+    # once: an unretried views.publish left App Home stale with nobody told.
+    client = WebClient(
+        base_url=settings.slack_api_url,
+        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token and installation_store is None else None,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=1),
+            ServerErrorRetryHandler(max_retry_count=1),
+            RateLimitErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+    common: dict[str, Any] = {
+        "signing_secret": settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "socket-mode",
+        "client": client,
+        "listener_executor": ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
+        # Listeners run on the request's own thread and Bolt answers when they return: each one acks and
+        # hands anything slow to services.background (handlers/after_ack.py). Bolt's other mode runs them
+        # on listener_executor and polls for the ack every 10 ms: a thread hop, 10 ms and 0.8 ms of CPU more.
+        "process_before_response": True,
+        # bot/runtime/web.py checks each request's signature before Bolt sees it, and hands Bolt the body it
+        # parsed (no raw body to check again).
+        "request_verification_enabled": False,
+        "raise_error_for_unhandled_request": False,
+    }
+    with _hidden_from_bolt():
+        app = _bolt_app(settings, common, installation_store=installation_store, engine=engine, token_verification=token_verification)
+
+    @app.middleware
+    def skip_slack_retries(request: Any, next: Callable[[], BoltResponse]) -> BoltResponse:
+        # Slack redelivers events it thinks timed out; the first delivery is already being handled.
+        if request.headers.get("x-slack-retry-num"):
+            return BoltResponse(status=200, body="")
+        return next()
+
+    register_all(app, services)
+    return app
+
+
+@contextmanager
+def _hidden_from_bolt() -> Iterator[None]:
+    """Hide the Slack variables from Bolt's constructor, which reads them by itself when present.
+
+    Settings already gave it the client (token and base URL) and OAuth settings: with SLACK_BOT_TOKEN in
+    the environment too, Bolt warned "As you gave `client` as well, `token` will be unused" on every start.
+    """
+    hidden = {name: os.environ.pop(name) for name in ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+def _bolt_app(settings: Settings, common: dict[str, Any], *, installation_store: Any, engine: Engine, token_verification: bool) -> App:
+    if installation_store is not None:
+        from slack_bolt.oauth.oauth_settings import OAuthSettings
+        from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+        from bot.slack.oauth import BOT_SCOPES
+
+        state_store = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+        return App(
+            oauth_settings=OAuthSettings(
+                client_id=str(settings.slack_client_id),
+                client_secret=settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else "",
+                scopes=BOT_SCOPES,
+                installation_store=installation_store,
+                state_store=state_store,
+                redirect_uri=f"{settings.public_url}/slack/oauth_redirect" if settings.public_url else None,
+            ),
+            installation_store=installation_store,
+            **common,
+        )
+    return App(token_verification_enabled=token_verification, **common)
+
+
+def build_scheduler(
+    settings: Settings,
+    services: Services,
+    poller: Any,
+    session_factory: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    holder_id: str | None,
+    *,
+    gem_poller: GemPoller | None = None,
+    events: EventDeliverer | None = None,
+) -> Any:
+    from bot.assessments.reminders import Reminders
+    from bot.runtime.scheduler import Scheduler
+
+    reminders = Reminders(session_factory, clock)
+    jobs = {
+        "poll": poller.poll_all,
+        "sweep": poller.sweep,
+        "reminders": reminders.run,
+        "outbox": services.outbox.deliver,
+    }
+    if services.writeback is not None:
+        jobs["writeback"] = services.writeback.run
+    if gem_poller is not None:
+        jobs["gem"] = gem_poller.run
+    if events is not None:
+        jobs["events"] = events.run
+    if services.digests is not None:
+        jobs["digest"] = services.digests.run
+    return Scheduler(
+        poll_seconds=settings.imocha_poll_seconds,
+        jobs=jobs,
+        session_factory=session_factory,
+        holder_id=holder_id or process_holder_id(),
+        clock=clock,
+    )
+
+
+__all__ = ["Runtime", "build_runtime", "repos"]
