@@ -6,7 +6,7 @@ A check only looks: it creates no SQLite file and no key file, and writes nothin
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.runtime.config import ConfigError, Settings
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from bot.workspace.crypto import SecretBox
+    from bot.workspace.settings import Workspaces
 
 Line = Callable[[bool, str, str], None]
 
@@ -93,12 +94,10 @@ def _first_run(settings: Settings, engine: Engine) -> bool:
 
 
 def _check_workspace_keys(settings: Settings, engine: Engine, box: SecretBox, line: Line) -> None:
-    from bot import imocha
-    from bot.ats.gem import GemAuthError, GemClient, GemClients, GemError
-    from bot.ats.greenhouse import HarvestAuthError, HarvestClients, HarvestError
+    from bot.ats.gem import GemClient, GemClients
+    from bot.ats.greenhouse import HarvestClients
     from bot.imocha import ImochaClient
     from bot.runtime.clock import system_clock
-    from bot.workspace.crypto import SecretDecryptionError
     from bot.workspace.settings import Workspaces
     from store.db import make_session_factory
 
@@ -119,41 +118,80 @@ def _check_workspace_keys(settings: Settings, engine: Engine, box: SecretBox, li
         if not active:
             print("note No workspace has an iMocha key yet: run /imocha setup in Slack")
         for ws_id, team in active:
-            try:
-                # Straight to iMocha rather than through the shared test-list cache, which may answer
-                # from the database (the key unchecked) and writes to it.
-                count = len(workspaces.imocha(team).list_tests())
-                line(True, f"iMocha key for {team}", f"accepted; {count} tests")
-            except SecretDecryptionError as exc:
-                line(False, f"iMocha key for {team}", str(exc))
-            except imocha.AuthError:
-                line(False, f"iMocha key for {team}", "rejected by iMocha: run /imocha setup again")
-            except imocha.ImochaError as exc:
-                line(False, f"iMocha key for {team}", f"iMocha unreachable at IMOCHA_BASE_URL ({exc.__class__.__name__})")
-            try:
-                gem_key = workspaces.gem_key(ws_id)
-                if gem_key:
-                    workspaces.check_gem_key(gem_key)
-                    line(True, f"Gem ATS key for {team}", f"accepted at {settings.gem_base_url}")
-            except SecretDecryptionError as exc:
-                line(False, f"Gem ATS key for {team}", str(exc))
-            except GemAuthError:
-                line(False, f"Gem ATS key for {team}", "rejected by Gem: run /imocha setup again")
-            except GemError as exc:
-                line(False, f"Gem ATS key for {team}", f"Gem unreachable ({exc.__class__.__name__})")
-            try:
-                credentials = workspaces.harvest_credentials(ws_id)
-                if credentials:
-                    workspaces.check_harvest(credentials)
-                    line(True, f"Greenhouse Harvest credentials for {team}", f"accepted at {settings.greenhouse_auth_url}")
-            except SecretDecryptionError as exc:
-                line(False, f"Greenhouse Harvest credentials for {team}", str(exc))
-            except HarvestAuthError:
-                line(False, f"Greenhouse Harvest credentials for {team}", "rejected by Greenhouse: run /imocha setup again")
-            except HarvestError as exc:
-                line(False, f"Greenhouse Harvest credentials for {team}", f"refused or unreachable: {exc.message}")
+            _check_workspace(workspaces, settings, ws_id, team, line)
     finally:
         http.close()
         gem_http.close()
         for client in harvest_https:
             client.close()
+
+
+def _check_workspace(workspaces: Workspaces, settings: Settings, ws_id: int, team: str, line: Line) -> None:
+    """One line per key the workspace has: iMocha's always, Gem's and Greenhouse's when stored."""
+    from bot import imocha
+    from bot.ats.gem import GemAuthError, GemError
+    from bot.ats.greenhouse import HarvestAuthError, HarvestError
+
+    def imocha_ok() -> str:
+        # Straight to iMocha rather than through the shared test-list cache, which may answer
+        # from the database (the key unchecked) and writes to it.
+        return f"accepted; {len(workspaces.imocha(team).list_tests())} tests"
+
+    def gem_ok() -> str | None:
+        key = workspaces.gem_key(ws_id)
+        if not key:
+            return None
+        workspaces.check_gem_key(key)
+        return f"accepted at {settings.gem_base_url}"
+
+    def harvest_ok() -> str | None:
+        credentials = workspaces.harvest_credentials(ws_id)
+        if not credentials:
+            return None
+        workspaces.check_harvest(credentials)
+        return f"accepted at {settings.greenhouse_auth_url}"
+
+    _key_line(
+        line,
+        f"iMocha key for {team}",
+        imocha_ok,
+        (imocha.AuthError, "rejected by iMocha: run /imocha setup again"),
+        (imocha.ImochaError, lambda exc: f"iMocha unreachable at IMOCHA_BASE_URL ({exc.__class__.__name__})"),
+    )
+    _key_line(
+        line,
+        f"Gem ATS key for {team}",
+        gem_ok,
+        (GemAuthError, "rejected by Gem: run /imocha setup again"),
+        (GemError, lambda exc: f"Gem unreachable ({exc.__class__.__name__})"),
+    )
+    _key_line(
+        line,
+        f"Greenhouse Harvest credentials for {team}",
+        harvest_ok,
+        (HarvestAuthError, "rejected by Greenhouse: run /imocha setup again"),
+        (HarvestError, lambda exc: f"refused or unreachable: {exc.message}"),
+    )
+
+
+def _key_line(
+    line: Line,
+    name: str,
+    check: Callable[[], str | None],
+    refused: tuple[type[Exception], str],
+    failed: tuple[type[Exception], Callable[[Any], str]],
+) -> None:
+    """Run one live key check and print its line: ok, the key unreadable, refused, or the vendor away."""
+    from bot.workspace.crypto import SecretDecryptionError
+
+    try:
+        ok = check()
+    except SecretDecryptionError as exc:
+        line(False, name, str(exc))
+    except refused[0]:
+        line(False, name, refused[1])
+    except failed[0] as exc:
+        line(False, name, failed[1](exc))
+    else:
+        if ok is not None:
+            line(True, name, ok)
