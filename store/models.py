@@ -275,20 +275,47 @@ class SlackCard(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     ts: Mapped[str | None] = mapped_column(String(32))  # None until chat.postMessage succeeded
     in_dm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which process is posting or updating the card, until when (a claim, bot/runtime/claims.py): one
+    # writer per card across replicas, without a row lock held across the Slack call.
+    held_by: Mapped[str | None] = mapped_column(String(100))
+    held_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=stamp)
+
+
+class SlackLane(Base):
+    """A Slack rate budget and, for a channel, the lane its outbox rows are delivered in.
+
+    `key` is `team/channel` for a channel's lane and its chat.postMessage budget, `team/method` for a
+    workspace-wide method budget (bot/slack/pacing.py). `tat` is the budget's next free slot (GCRA's
+    theoretical arrival time, epoch seconds of the injected clock), shared by every replica. A lane is
+    held by one process at a time (a claim), so a channel's rows go out one after another, in order.
+    """
+
+    __tablename__ = "slack_lanes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    tat: Mapped[float] = mapped_column(Float)
+    held_by: Mapped[str | None] = mapped_column(String(100))
+    held_until: Mapped[datetime | None]
 
 
 class OutboxMessage(Base):
     """A Slack write that must happen exactly once, retried until Slack accepts it."""
 
     __tablename__ = "slack_outbox"
-    __table_args__ = (Index("ix_slack_outbox_due", "done_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_slack_outbox_due", "done_at", "next_attempt_at"),
+        Index("ix_slack_outbox_lane", "lane", "done_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(30))
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    # The Slack channel (or, for a DM, the user) it goes to: rows of one lane are delivered in order.
+    lane: Mapped[str | None] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=stamp)

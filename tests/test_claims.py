@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.runtime.claims import CLAIM_TTL, ClaimKeeper
-from bot.slack.outbox import CLAIMS, DM, ChannelPacer, SlackOutbox
+from bot.slack.outbox import CLAIMS, DM, SlackOutbox
 from store import repos
 from store.models import OutboxMessage
 from tests.conftest import Clock
@@ -96,7 +96,6 @@ def replicas(session_factory: sessionmaker[Session], clock: Clock, posts: Posts)
             gateway=FakeGateway(client),  # type: ignore[arg-type]
             renderer=Renderer(),
             clock=clock,
-            pacer=ChannelPacer(rate=1000, burst=1000),
             claims=claims,
         )
         claims.recover_with(CLAIMS, outbox.deliver)

@@ -186,14 +186,14 @@ def build_runtime(
         callback_url=settings.callback_url,
         access=access,
     )
-    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.deliver)
+    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.kick)
     gem_poller = GemPoller(
         session_factory,
         workspaces,
         gem_clients,
         intake,
         clock,
-        deliver=outbox.deliver,
+        deliver=outbox.deliver_later,
         user_by_email=gateway.user_by_email,
         claims=claims,
     )
@@ -231,7 +231,7 @@ def build_runtime(
         ),
         writeback=writeback,
     )
-    callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.deliver)
+    callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.kick)
 
     bolt = build_bolt(settings, services, installation_store=installation_store, engine=engine, token_verification=token_verification)
     if installation_store is None and single_token and token_verification:
@@ -240,7 +240,7 @@ def build_runtime(
             workspaces.ensure(team)
 
     scheduler = None
-    claims.recover_with(OUTBOX_CLAIMS, outbox.deliver)
+    claims.recover_with(OUTBOX_CLAIMS, outbox.kick)
     claims.recover_with(WRITEBACK_CLAIMS, gem_poller.write_back)
     claims.recover_with(WRITEBACK_QUEUE, writeback.run)
     events = None
@@ -251,6 +251,7 @@ def build_runtime(
         *(client.close for client in harvest_https),
         engine.dispose,
         claims.stop,
+        outbox.close,  # lanes finish the row they are on while their claims are still renewed
         lambda: services.background.shutdown(wait=True),
         services.workspaces.close,  # a test-list load still writing its cache finishes first
     ]
@@ -405,7 +406,7 @@ def build_scheduler(
         "poll": poller.poll_all,
         "sweep": poller.sweep,
         "reminders": reminders.run,
-        "outbox": services.outbox.deliver,
+        "outbox": services.outbox.kick,  # lanes run on the outbox's own threads, at Slack's pace
     }
     if services.writeback is not None:
         jobs["writeback"] = services.writeback.run

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.runtime.logs import new_request_id
@@ -285,4 +285,34 @@ class ClaimKeeper:
             log.exception("resuming %s failed; the next tick or the scheduled job tries again", name)
 
 
-__all__ = ["CLAIM_TTL", "ClaimKeeper", "ClaimTable", "claim_holder_id", "process_holder_id"]
+def claim_one(
+    session_factory: sessionmaker[Session], claims: ClaimKeeper, table: ClaimTable, where: ColumnElement[bool], now: datetime
+) -> int | None:
+    """Claim the one row `where` picks if no live claim is on it (a lease: a lane, a card); returns its id."""
+    since = claims.mark()
+    with session_factory.begin() as session:
+        row_id = session.scalars(
+            update(table.model)
+            .where(where, or_(table.expiry.is_(None), table.expiry < now))
+            .values({table.holder: claims.holder, table.expiry: claims.expiry(now)})
+            .returning(table.model.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+    if row_id is None:
+        return None
+    return row_id if claims.take(table, [row_id], since) else None
+
+
+def let_go(session_factory: sessionmaker[Session], claims: ClaimKeeper, table: ClaimTable, row_id: int) -> None:
+    """Give back a row taken with `claim_one`, so the next claimant need not wait for it to lapse."""
+    claims.release(table, row_id)
+    with session_factory.begin() as session:
+        session.execute(
+            update(table.model)
+            .where(table.model.id == row_id, table.holder == claims.holder)
+            .values({table.holder: None, table.expiry: None})
+            .execution_options(synchronize_session=False)
+        )
+
+
+__all__ = ["CLAIM_TTL", "ClaimKeeper", "ClaimTable", "claim_holder_id", "claim_one", "let_go", "process_holder_id"]

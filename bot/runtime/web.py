@@ -251,7 +251,7 @@ def create_web_app(
         if not result.accepted:
             return JSONResponse({"status": "ignored", "reason": result.reason}, status_code=200)
         metrics.INTAKE.labels(source=event.source, outcome="created" if result.created else "duplicate").inc()
-        task = BackgroundTask(outbox.deliver, application_id=result.application_id) if result.created else None
+        task = BackgroundTask(outbox.deliver_later, application_id=result.application_id) if result.created else None
         return JSONResponse({"status": "accepted", "application": event.application_id}, status_code=202, background=task)
 
     async def imocha_callback(request: Request) -> Response:

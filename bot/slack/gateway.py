@@ -14,6 +14,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.web import SlackResponse
 
+from bot.slack.pacing import LIMITS, LocalBudget, budget_key
+
 log = logging.getLogger("bot.slack")
 
 
@@ -57,16 +59,35 @@ class _TTLCache:
             self._data.pop(key, None)
 
 
-class HookedWebClient(WebClient):
-    """A WebClient that calls `before_call()` before each Web API call (the work pool yields to acks there)."""
+# Methods the handlers call while a user waits, paced in this process (the outbox paces its own calls
+# in the shared budget: bot/slack/pacing.py).
+PACED_HERE = ("views.publish", "chat.postEphemeral")
 
-    def __init__(self, *args: Any, before_call: Callable[[], None] | None = None, **kwargs: Any):
+
+class HookedWebClient(WebClient):
+    """A WebClient that calls `before_call()` before each Web API call (the work pool yields to acks
+    there) and keeps PACED_HERE methods inside their rate limit for its workspace."""
+
+    def __init__(
+        self,
+        *args: Any,
+        before_call: Callable[[], None] | None = None,
+        team_id: str = "",
+        budget: LocalBudget | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self._before_call = before_call
+        self._team_id = team_id
+        self._budget = budget
 
     def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
         if self._before_call is not None:
             self._before_call()
+        if self._budget is not None and api_method in PACED_HERE:
+            waited = self._budget.wait_for(budget_key(self._team_id, api_method), LIMITS[api_method])
+            if waited > 0:
+                log.info("%s for %s waited %.2fs for Slack's rate limit", api_method, self._team_id, waited)
         return super().api_call(api_method, **kwargs)
 
 
@@ -83,6 +104,7 @@ class SlackGateway:
     ):
         self._base_url = base_url
         self._before_call = before_call
+        self._budget = LocalBudget()
         self._token_for = token_for
         self._timeout = timeout
         self._users = _TTLCache(300)
@@ -100,6 +122,8 @@ class SlackGateway:
             timeout=self._timeout,
             retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)],
             before_call=self._before_call,
+            team_id=team_id,
+            budget=self._budget,
         )
 
     def user(self, team_id: str, user_id: str) -> SlackUser:

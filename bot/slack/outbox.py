@@ -1,104 +1,50 @@
-"""Slack writes that must happen exactly once: stored with the state change, delivered and retried here.
+"""Slack writes that must happen exactly once, at Slack's pace: stored with the state change, delivered here.
 
 A row is queued in the transaction that changes the state it announces (a second row with the same
-dedupe key is ignored), so a state change and its Slack writes are stored together or not at all.
-Delivering claims due rows for this process (bot/runtime/claims.py: the claim is renewed while the process
-works and lapses 3 s after it dies, when another process resumes it), makes each row's Slack call
-only while the claim is sure, and records the outcome (done, retry later, given up) by
-compare-and-set on the claim, so a row is delivered by one process at a time and recorded done once.
+dedupe key is ignored), so a state change and its Slack writes are stored together or not at all. Each
+row belongs to a lane: the channel it goes to (a user, for a DM). Lanes are delivered in parallel, up to
+`MAX_LANES` at a time; within a lane, one process at a time (a claim on the lane, bot/runtime/claims.py)
+sends the rows one after another in the order they were queued, each at the moment the channel's rate
+budget allows (bot/slack/pacing.py, shared by the replicas), so a burst of cards reaches the channel at
+Slack's one per second and in ATS order. A click's own writes (its card's update, the DM with the test
+link) are delivered at once by `deliver(application_id=...)`, outside the lane; a card's first post
+always waits for its lane. Rows are claimed and their outcomes recorded by compare-and-set
+(bot/slack/outbox_rows.py); the Slack calls are bot/slack/outbox_writes.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import ApplicationView
-from bot.runtime.claims import ClaimKeeper, ClaimTable, claim_holder_id
+from bot.runtime.claims import ClaimKeeper, ClaimTable, claim_holder_id, claim_one, let_go
 from bot.slack.gateway import SlackGateway, SlackUnavailable
-from bot.views import application_view
+from bot.slack.outbox_rows import CLAIMS, Lane, OutboxRows, Row, retry_after
+from bot.slack.outbox_writes import CARD, DM, THREAD, ClaimLost, LeaveForLane, Postpone, Renderer, SlackWrites
+from bot.slack.pacing import SharedBudget
 from store import repos
-from store.models import OutboxMessage, SlackCard, Workspace
+from store.models import OutboxMessage, SlackCard, SlackLane
 
 log = logging.getLogger("bot.slack.outbox")
 
-Message = dict[str, Any]
+LANE_CLAIMS = ClaimTable("slack_lanes", SlackLane, SlackLane.held_by, SlackLane.held_until, SlackLane.id.is_not(None))
+MAX_LANES = 16  # channels drained in parallel by one process
+LANE_CHUNK = 10  # rows a lane claims at a time
+LANE_WAIT = 5.0  # seconds a lane may wait for its channel's next rate slot (it holds the channel)
+CLICK_WAIT = 1.0  # seconds a click's own delivery may wait; beyond that its lane delivers the row
+RATE_LIMIT_WAIT = 30.0  # a lane told 429 waits out a Retry-After up to this long, in place, keeping its order
 
-CARD = "card"
-THREAD = "thread"
-DM = "dm"
-
-MAX_ATTEMPTS = 12
-CLAIMS = ClaimTable("slack_outbox", OutboxMessage, OutboxMessage.claimed_by, OutboxMessage.claimed_until, OutboxMessage.done_at.is_(None))
-# Errors that mean "this channel will not take the card": fall back to the owner's DM.
-CHANNEL_GONE = {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}
-PERMANENT = {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments", "user_not_found", "account_inactive"}
-
-
-class Renderer(Protocol):
-    """Turns values into Slack messages; implemented by handlers.blocks, injected by the composition root."""
-
-    def card(self, view: ApplicationView) -> Message: ...
-
-    def render(self, template: str, view: ApplicationView | None, payload: dict[str, Any]) -> Message: ...
-
-
-class ChannelPacer:
-    """A token bucket per channel, so bursts of posts stay inside chat.postMessage's 1/s/channel limit."""
-
-    def __init__(self, rate: float = 1.0, burst: int = 3, clock: Callable[[], float] = time.monotonic):
-        self._rate = rate
-        self._burst = burst
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def wait_time(self, channel: str) -> float:
-        """0 and a token taken when a post may go now; otherwise the seconds to wait."""
-        with self._lock:
-            now = self._clock()
-            tokens, last = self._buckets.get(channel, (float(self._burst), now))
-            tokens = min(self._burst, tokens + (now - last) * self._rate)
-            if tokens >= 1:
-                self._buckets[channel] = (tokens - 1, now)
-                return 0.0
-            self._buckets[channel] = (tokens, now)
-            return (1 - tokens) / self._rate
-
-
-class KeyedLocks:
-    """One lock per key (here: per application), created on demand."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[int, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: int) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users <= 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
+LANE_THREAD = "outbox-lane"
+SENT, LEFT, RETRY = "sent", "left", "retry"
 
 
 class SlackOutbox:
@@ -109,19 +55,31 @@ class SlackOutbox:
         gateway: SlackGateway,
         renderer: Renderer,
         clock: Callable[[], datetime],
-        pacer: ChannelPacer | None = None,
         on_error: Callable[[str], None] | None = None,
         claims: ClaimKeeper | None = None,
+        budget: SharedBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_lanes: int = MAX_LANES,
     ):
         self._sf = session_factory
-        self._claims = claims or ClaimKeeper(session_factory, holder=claim_holder_id(), clock=clock)
-        self._gateway = gateway
-        self._renderer = renderer
         self._clock = clock
-        self._pacer = pacer or ChannelPacer()
-        self._card_locks = KeyedLocks()
-        self._last_card: dict[int, str] = {}  # what each card last showed, to skip no-op updates
+        self._sleep = sleep
+        self._claims = claims or ClaimKeeper(session_factory, holder=claim_holder_id(), clock=clock)
+        self._rows = OutboxRows(session_factory, self._claims, clock)
+        self._writes = SlackWrites(
+            session_factory=session_factory,
+            gateway=gateway,
+            renderer=renderer,
+            clock=clock,
+            claims=self._claims,
+            budget=budget or SharedBudget(session_factory, clock),
+            sleep=sleep,
+        )
         self._on_error = on_error or (lambda kind: None)
+        self._pool = ThreadPoolExecutor(max_workers=max_lanes, thread_name_prefix=LANE_THREAD)
+        self._lock = threading.Lock()
+        self._active: dict[Lane, Future[int]] = {}
+        self._again: set[Lane] = set()  # lanes asked for while running: they look once more before stopping
 
     # -- enqueue (inside the caller's transaction) ----------------------------------------------
 
@@ -136,7 +94,7 @@ class SlackOutbox:
             "application_id": application_id,
             "payload": payload or {},
             "attempts": 0,
-            # next_attempt_at: due at once, stamped from the session's clock (store.models.stamp)
+            # lane: filled in by add/add_many; next_attempt_at: due at once, from the session's clock (store.models.stamp)
         }
 
     @staticmethod
@@ -151,281 +109,191 @@ class SlackOutbox:
     ) -> bool:
         """Queue one Slack write; a second add with the same key is ignored (that is the dedupe)."""
         row = SlackOutbox.row(workspace_id=workspace_id, kind=kind, key=key, application_id=application_id, payload=payload)
+        _fill_lanes(session, [row])
         return repos.insert_ignore(session, OutboxMessage, row, ["dedupe_key"])
 
     @staticmethod
     def add_many(session: Session, rows: list[dict[str, Any]]) -> set[str]:
         """Queue many writes in one statement; returns the keys that were new."""
+        _fill_lanes(session, rows)
         return set(repos.insert_many_ignore(session, OutboxMessage, rows, ["dedupe_key"], OutboxMessage.dedupe_key))
 
     # -- deliver --------------------------------------------------------------------------------
 
     def deliver(self, *, application_id: int | None = None, limit: int = 200) -> int:
-        """Deliver due messages (optionally only one application's); returns how many were sent."""
-        rows = self._claim(application_id, limit)
-        try:
-            return self._deliver_rows(rows)
-        finally:
-            for row in rows:
-                self._claims.release(CLAIMS, row[0])
+        """Deliver what is due and wait for it; returns how many writes were sent.
 
-    def _deliver_rows(self, rows: list[tuple[int, str, int | None, str, dict[str, Any]]]) -> int:
-        sent = 0
-        cards_done: set[int] = set()
-        for row_id, kind, app_id, team_id, payload in rows:
-            if not self._claims.holds(CLAIMS, row_id):
-                # This process could not renew the claim lately, so another may have taken the row.
-                log.warning("outbox %s #%s left undelivered: this process's claim on it may have lapsed", kind, row_id)
-                continue
-            if kind == CARD and app_id in cards_done:
-                self._finish(row_id)  # coalesced: the card already shows the newest state
-                continue
-            try:
-                if kind == CARD:
-                    self._deliver_card(team_id, app_id)
-                    if app_id is not None:
-                        cards_done.add(app_id)
-                elif kind == THREAD:
-                    self._deliver_thread(team_id, app_id, payload)
-                elif kind == DM:
-                    self._deliver_dm(team_id, app_id, payload)
-                else:
-                    raise ValueError(f"unknown outbox kind {kind!r}")
-            except _Postpone as wait:
-                self._retry(row_id, None, delay=wait.seconds, count_attempt=False)
-            except SlackApiError as exc:
-                self._on_slack_error(row_id, kind, exc)
-            except SlackUnavailable as exc:
-                self._give_up(row_id, str(exc))
-            except Exception as exc:  # network errors and the like: retry with backoff
-                log.warning("outbox %s #%s failed: %s: %s", kind, row_id, exc.__class__.__name__, exc, exc_info=log.isEnabledFor(10))
-                self._on_error(kind)
-                self._retry(row_id, f"{exc.__class__.__name__}: {exc}")
-            else:
-                self._finish(row_id)
-                sent += 1
-            finally:
-                self._claims.release(CLAIMS, row_id)
-        return sent
+        With `application_id`: that application's writes, at once (a click waits for them), but a card's
+        first post goes out in its lane, after the cards queued before it. Without: every due lane."""
+        if application_id is None:
+            return _total(self._start_lanes())
+        left: list[Row] = []
+        sent = self._deliver_rows(self._rows.claim(application_id=application_id, limit=limit), lease=None, left=left)
+        lanes = {row.lane for row in left}
+        return sent + _total(self._start_lanes(only=lanes) if lanes else [])
+
+    def kick(self) -> None:
+        """Start delivering every due lane, without waiting (the scheduler, the poller, the callbacks)."""
+        self._start_lanes()
+
+    def deliver_later(self, *, application_id: int | None = None) -> None:
+        """For intake: its new card goes out in its lane, without the caller waiting for the lane."""
+        self.kick()
 
     def pending(self) -> int:
-        with self._sf() as session:
-            return len(session.scalars(select(OutboxMessage.id).where(OutboxMessage.done_at.is_(None))).all())
+        return self._rows.pending()
 
-    def _claim(self, application_id: int | None, limit: int) -> list[tuple[int, str, int | None, str, dict[str, Any]]]:
-        since = self._claims.mark()
-        now = self._clock()
-        with self._sf.begin() as session:
-            due = (
-                select(OutboxMessage.id)
-                .where(
-                    OutboxMessage.done_at.is_(None),
-                    OutboxMessage.next_attempt_at <= now,
-                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(limit)
-            )
-            if application_id is not None:
-                due = due.where(OutboxMessage.application_id == application_id)
-            ids = list(session.scalars(due))
-            if not ids:
-                return []
-            claimed = set(
-                session.scalars(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.id.in_(ids),
-                        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-                    )
-                    .values(claimed_by=self._claims.holder, claimed_until=self._claims.expiry(now))
-                    .returning(OutboxMessage.id)
-                )
-            )
-            rows = session.execute(
-                select(
-                    OutboxMessage.id,
-                    OutboxMessage.kind,
-                    OutboxMessage.application_id,
-                    Workspace.team_id,
-                    OutboxMessage.payload,
-                )
-                .join(Workspace, Workspace.id == OutboxMessage.workspace_id)
-                .where(OutboxMessage.id.in_(claimed))
-                .order_by(OutboxMessage.id)
-            )
-            found = [(r[0], r[1], r[2], r[3], dict(r[4] or {})) for r in rows]
-        mine = set(self._claims.take(CLAIMS, [r[0] for r in found], since))
-        return [r for r in found if r[0] in mine]
+    def close(self) -> None:
+        """Stop taking lanes; lanes under way finish the row they are on."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _mine(self) -> Any:
-        """Rows this process still holds: outcomes are recorded by compare-and-set on the claim."""
-        return (OutboxMessage.claimed_by == self._claims.holder) & OutboxMessage.done_at.is_(None)
+    # -- lanes ----------------------------------------------------------------------------------
 
-    def _finish(self, row_id: int) -> None:
-        with self._sf.begin() as session:
-            result: Any = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, self._mine())
-                .values(done_at=self._clock(), claimed_by=None, claimed_until=None, last_error=None)
-            )
-        if result.rowcount != 1:
-            log.error("outbox #%s was delivered, but another process had taken it over: it may show twice in Slack", row_id)
+    def _start_lanes(self, only: set[Lane] | None = None) -> list[Future[int]]:
+        """Start each due lane (or those of `only`) not running here yet; returns the futures to wait for:
+        also those of lanes already running, unless the caller is a lane itself (it would wait for itself)."""
+        started = []
+        in_lane = threading.current_thread().name.startswith(LANE_THREAD)
+        for lane in only if only is not None else self._rows.due_lanes():
+            with self._lock:
+                running = self._active.get(lane)
+                if running is not None:
+                    self._again.add(lane)
+                    if not in_lane:
+                        started.append(running)
+                    continue
+                try:
+                    future = self._pool.submit(self._run_lane, lane)
+                except RuntimeError:  # shut down: the process is stopping
+                    break
+                self._active[lane] = future
+            started.append(future)
+        return started
 
-    def _retry(self, row_id: int, error: str | None, *, delay: float | None = None, count_attempt: bool = True) -> None:
-        with self._sf.begin() as session:
-            row = session.get(OutboxMessage, row_id, with_for_update=True)
-            if row is None or row.claimed_by != self._claims.holder or row.done_at is not None:
-                return  # taken over meanwhile: its new holder records the outcome
-            if count_attempt:
-                row.attempts += 1
-            row.claimed_by = None
-            row.claimed_until = None
-            if row.attempts >= MAX_ATTEMPTS:
-                row.done_at = self._clock()
-                row.last_error = f"gave up after {row.attempts} attempts: {error}"
-                log.error("outbox %s #%s gave up: %s", row.kind, row_id, error)
-                return
-            wait = delay if delay is not None else min(2**row.attempts, 300)
-            row.next_attempt_at = self._clock() + timedelta(seconds=wait)
-            if error:
-                row.last_error = error
-
-    def _give_up(self, row_id: int, error: str) -> None:
-        log.error("outbox #%s dropped: %s", row_id, error)
-        with self._sf.begin() as session:
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, self._mine())
-                .values(done_at=self._clock(), claimed_by=None, claimed_until=None, last_error=f"dropped: {error}")
-            )
-
-    def _on_slack_error(self, row_id: int, kind: str, exc: SlackApiError) -> None:
-        status = exc.response.status_code
-        error = str(exc.response.get("error") or f"http_{status}")
-        self._on_error(kind)
-        if status == 429:
-            retry_after = _retry_after(exc)
-            log.info("outbox %s #%s rate limited by Slack; retrying in %ss", kind, row_id, retry_after)
-            self._retry(row_id, "ratelimited", delay=retry_after, count_attempt=False)
-        elif error in PERMANENT:
-            log.error("outbox %s #%s refused by Slack: %s %s", kind, row_id, error, exc.response.get("response_metadata"))
-            self._give_up(row_id, error)
-        else:
-            log.warning("outbox %s #%s Slack error %s (HTTP %s); will retry", kind, row_id, error, status)
-            self._retry(row_id, error)
-
-    # -- the three kinds ------------------------------------------------------------------------
-
-    def _view(self, application_id: int | None) -> tuple[ApplicationView | None, SlackCard | None]:
-        if application_id is None:
-            return None, None
-        with self._sf() as session:
-            return application_view(session, application_id, now=self._clock()), repos.card_for(session, application_id)
-
-    def _deliver_card(self, team_id: str, application_id: int | None) -> None:
-        """Post or update the card; one deliverer per application at a time, so a card is posted once
-        and updates land in order (a lock in this process; on PostgreSQL also the card's row lock,
-        which covers other replicas)."""
-        if application_id is None:
-            return
-        with self._card_locks.hold(application_id):
-            if self._sf.kw["bind"].dialect.name != "postgresql":
-                self._post_or_update(team_id, application_id, None)
-                return
-            with self._sf.begin() as session:
-                session.execute(select(SlackCard.id).where(SlackCard.application_id == application_id).with_for_update())
-                self._post_or_update(team_id, application_id, session)
-
-    def _post_or_update(self, team_id: str, application_id: int, locked: Session | None) -> None:
-        def save(**values: Any) -> None:
-            stmt = update(SlackCard).where(SlackCard.application_id == application_id).values(**values)
-            if locked is not None:
-                locked.execute(stmt)
-                return
-            with self._sf.begin() as session:
-                session.execute(stmt)
-
-        if locked is not None:
-            view, card = application_view(locked, application_id, now=self._clock()), repos.card_for(locked, application_id)
-        else:
-            view, card = self._view(application_id)
-        if view is None or card is None:
-            return
-        client = self._gateway.client(team_id)
-        message = self._renderer.card(view)
-        digest = hashlib.sha256(json.dumps(message, sort_keys=True).encode()).hexdigest()
-        if card.ts:
-            if self._last_card.get(application_id) == digest:
-                return  # a queued update whose state the card already shows (it rendered late)
-            client.chat_update(channel=card.channel_id, ts=card.ts, text=message["text"], blocks=message["blocks"])
-            self._remember(application_id, digest)
-            return
-        channel = card.channel_id
-        if card.in_dm and channel[:1] in ("U", "W"):
-            channel = self._gateway.dm_channel(team_id, channel)
-        self._pace(channel)
+    def _run_lane(self, lane: Lane) -> int:
+        sent = 0
         try:
-            response = client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False, **message)
-        except SlackApiError as exc:
-            owner = view.owner_user_id
-            if exc.response.get("error") not in CHANNEL_GONE or card.in_dm or not owner:
-                raise
-            log.warning(
-                "card for application %s could not go to %s (%s); sending it to the owner's DM",
-                application_id,
-                channel,
-                exc.response.get("error"),
-            )
-            channel = self._gateway.dm_channel(team_id, owner)
-            response = client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False, **message)
-            save(in_dm=True)
-        save(channel_id=str(response["channel"]), ts=str(response["ts"]))
-        self._remember(application_id, digest)
+            while True:
+                sent += self._drain_lane(lane)
+                with self._lock:
+                    if lane not in self._again:
+                        return sent
+                    self._again.discard(lane)
+        except Exception:  # the lane's error boundary: its rows stay queued for the next run
+            log.exception("outbox lane %s failed; its rows stay queued", lane.key)
+            return sent
+        finally:
+            with self._lock:
+                self._active.pop(lane, None)
+                self._again.discard(lane)
 
-    def _remember(self, application_id: int, digest: str) -> None:
-        if len(self._last_card) > 20_000:
-            self._last_card.clear()
-        self._last_card[application_id] = digest
+    def _drain_lane(self, lane: Lane) -> int:
+        """Hold the lane and send its due rows in order until none is left; 0 when another process holds it."""
+        now = self._clock()
+        lease = claim_one(self._sf, self._claims, LANE_CLAIMS, SlackLane.key == lane.key, now)
+        if lease is None:
+            with self._sf.begin() as session:
+                created = repos.insert_ignore(session, SlackLane, {"key": lane.key, "tat": now.timestamp()}, ["key"])
+            if not created:
+                return 0  # another process is delivering this lane
+            lease = claim_one(self._sf, self._claims, LANE_CLAIMS, SlackLane.key == lane.key, now)
+            if lease is None:
+                return 0
+        sent = 0
+        try:
+            while self._claims.holds(LANE_CLAIMS, lease):
+                rows = self._rows.claim(lane=lane, limit=LANE_CHUNK)
+                if not rows:
+                    break
+                sent += self._deliver_rows(rows, lease=lease)
+        finally:
+            let_go(self._sf, self._claims, LANE_CLAIMS, lease)
+        return sent
 
-    def _deliver_thread(self, team_id: str, application_id: int | None, payload: dict[str, Any]) -> None:
-        view, card = self._view(application_id)
-        if view is None or card is None:
-            return
-        if not card.ts:
-            raise _Postpone(2.0)  # the card itself is not posted yet
-        self._pace(card.channel_id)
-        message = self._renderer.render(payload.get("template", "note"), view, payload)
-        self._gateway.client(team_id).chat_postMessage(
-            channel=card.channel_id,
-            thread_ts=card.ts,
-            reply_broadcast=bool(payload.get("broadcast")) and not card.in_dm,
-            unfurl_links=False,
-            **message,
-        )
+    # -- rows -----------------------------------------------------------------------------------
 
-    def _deliver_dm(self, team_id: str, application_id: int | None, payload: dict[str, Any]) -> None:
-        view, _card = self._view(application_id)
-        user = payload["user"]
-        channel = self._gateway.dm_channel(team_id, user)
-        self._pace(channel)
-        message = self._renderer.render(payload.get("template", "notice"), view, payload)
-        self._gateway.client(team_id).chat_postMessage(channel=channel, unfurl_links=False, **message)
+    def _deliver_rows(self, rows: list[Row], *, lease: int | None, left: list[Row] | None = None) -> int:
+        sent = 0
+        cards_done: set[int] = set()
+        try:
+            for row in rows:
 
-    def _pace(self, channel: str) -> None:
-        wait = self._pacer.wait_time(channel)
-        if wait > 0:
-            raise _Postpone(wait)
+                def sure(row: Row = row) -> bool:
+                    return self._rows.holds(row) and (lease is None or self._claims.holds(LANE_CLAIMS, lease))
+
+                if not sure():
+                    # This process could not renew its claims lately, so another may have taken the row.
+                    log.warning("outbox %s #%s left undelivered: this process's claim on it may have lapsed", row.kind, row.id)
+                    continue
+                if row.kind == CARD and row.application_id in cards_done:
+                    self._rows.finish(row)  # coalesced: the card already shows the newest state
+                    continue
+                outcome = self._one(row, in_lane=lease is not None, sure=sure)
+                if outcome == LEFT and left is not None:
+                    left.append(row)
+                if outcome == SENT:
+                    sent += 1
+                    if row.kind == CARD and row.application_id is not None:
+                        cards_done.add(row.application_id)
+        finally:
+            for row in rows:
+                self._rows.release(row)
+        return sent
+
+    def _one(self, row: Row, *, in_lane: bool, sure: Callable[[], bool]) -> str:
+        """One row's Slack call and its recorded outcome. In a lane, a 429 is waited out in place
+        (up to RATE_LIMIT_WAIT), so the lane's order holds."""
+        for _ in range(3):
+            try:
+                self._writes.write(row, max_wait=LANE_WAIT if in_lane else CLICK_WAIT, first_posts=in_lane, sure=sure)
+            except LeaveForLane:
+                self._rows.leave(row)
+                return LEFT
+            except ClaimLost:
+                log.warning("outbox %s #%s left undelivered: its claim lapsed while it waited for Slack's rate limit", row.kind, row.id)
+                return LEFT
+            except Postpone as later:
+                self._rows.retry(row, None, delay=later.seconds, count_attempt=False)
+                return RETRY
+            except SlackApiError as exc:
+                self._on_error(row.kind)
+                wait = retry_after(exc)
+                if exc.response.status_code == 429 and in_lane and wait <= RATE_LIMIT_WAIT and self._writes.clock_moves():
+                    log.info("outbox lane: Slack said 429 for %s #%s; waiting %ss, then sending it again", row.kind, row.id, wait)
+                    self._sleep(wait)
+                    if sure():
+                        continue
+                    return LEFT
+                self._rows.slack_refused(row, exc)
+                return RETRY
+            except SlackUnavailable as exc:
+                self._rows.give_up(row, str(exc))
+                return RETRY
+            except Exception as exc:  # network errors and the like: retry with backoff
+                log.warning("outbox %s #%s failed: %s: %s", row.kind, row.id, exc.__class__.__name__, exc, exc_info=log.isEnabledFor(10))
+                self._on_error(row.kind)
+                self._rows.retry(row, f"{exc.__class__.__name__}: {exc}")
+                return RETRY
+            self._rows.finish(row)
+            return SENT
+        self._rows.retry(row, "ratelimited", delay=1.0, count_attempt=False)
+        return RETRY
 
 
-class _Postpone(Exception):
-    def __init__(self, seconds: float):
-        super().__init__(seconds)
-        self.seconds = seconds
+def _total(futures: list[Future[int]]) -> int:
+    return sum(future.result() for future in futures)
 
 
-def _retry_after(exc: SlackApiError) -> float:
-    try:
-        return max(1.0, float(exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or 1))
-    except (TypeError, ValueError):
-        return 1.0
+def _fill_lanes(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Each row's lane: its card's channel for a card or thread write, the user for a DM."""
+    apps = {r["application_id"] for r in rows if r.get("lane") is None and r["kind"] != DM and r["application_id"]}
+    channels: dict[int, str] = {}
+    if apps:
+        found = session.execute(select(SlackCard.application_id, SlackCard.channel_id).where(SlackCard.application_id.in_(apps)))
+        channels = {app_id: channel for app_id, channel in found}
+    for row in rows:
+        if row.get("lane") is None:
+            row["lane"] = (row["payload"] or {}).get("user") if row["kind"] == DM else channels.get(row["application_id"])
+
+
+__all__ = ["CARD", "CLAIMS", "DM", "LANE_CLAIMS", "THREAD", "Renderer", "SlackOutbox"]
