@@ -15,10 +15,8 @@ always waits for its lane. Rows are claimed and their outcomes recorded by compa
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -26,24 +24,21 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.runtime.claims import ClaimKeeper, ClaimTable, claim_holder_id, claim_one, let_go
+from bot.runtime.claims import ClaimKeeper, claim_holder_id
 from bot.slack.gateway import SlackGateway, SlackUnavailable
-from bot.slack.outbox_rows import CLAIMS, Lane, OutboxRows, Row, retry_after
+from bot.slack.lanes import LANE_CLAIMS, MAX_LANES, LaneRunner
+from bot.slack.outbox_rows import CLAIMS, OutboxRows, Row, retry_after
 from bot.slack.outbox_writes import CARD, DM, THREAD, ClaimLost, LeaveForLane, Postpone, Renderer, SlackWrites
 from bot.slack.pacing import SharedBudget
 from store import repos
-from store.models import OutboxMessage, SlackCard, SlackLane
+from store.models import OutboxMessage, SlackCard
 
 log = logging.getLogger("bot.slack.outbox")
 
-LANE_CLAIMS = ClaimTable("slack_lanes", SlackLane, SlackLane.held_by, SlackLane.held_until, SlackLane.id.is_not(None))
-MAX_LANES = 16  # channels drained in parallel by one process
-LANE_CHUNK = 10  # rows a lane claims at a time
 LANE_WAIT = 5.0  # seconds a lane may wait for its channel's next rate slot (it holds the channel)
 CLICK_WAIT = 1.0  # seconds a click's own delivery may wait; beyond that its lane delivers the row
 RATE_LIMIT_WAIT = 30.0  # a lane told 429 waits out a Retry-After up to this long, in place, keeping its order
 
-LANE_THREAD = "outbox-lane"
 SENT, LEFT, RETRY = "sent", "left", "retry"
 
 
@@ -76,10 +71,9 @@ class SlackOutbox:
             sleep=sleep,
         )
         self._on_error = on_error or (lambda kind: None)
-        self._pool = ThreadPoolExecutor(max_workers=max_lanes, thread_name_prefix=LANE_THREAD)
-        self._lock = threading.Lock()
-        self._active: dict[Lane, Future[int]] = {}
-        self._again: set[Lane] = set()  # lanes asked for while running: they look once more before stopping
+        self._lanes = LaneRunner(
+            session_factory=session_factory, claims=self._claims, rows=self._rows, clock=clock, deliver=self._deliver_rows, size=max_lanes
+        )
 
     # -- enqueue (inside the caller's transaction) ----------------------------------------------
 
@@ -126,15 +120,15 @@ class SlackOutbox:
         With `application_id`: that application's writes, at once (a click waits for them), but a card's
         first post goes out in its lane, after the cards queued before it. Without: every due lane."""
         if application_id is None:
-            return _total(self._start_lanes())
+            return self._lanes.run()
         left: list[Row] = []
         sent = self._deliver_rows(self._rows.claim(application_id=application_id, limit=limit), lease=None, left=left)
         lanes = {row.lane for row in left}
-        return sent + _total(self._start_lanes(only=lanes) if lanes else [])
+        return sent + (self._lanes.run(only=lanes) if lanes else 0)
 
     def kick(self) -> None:
         """Start delivering every due lane, without waiting (the scheduler, the poller, the callbacks)."""
-        self._start_lanes()
+        self._lanes.start()
 
     def deliver_later(self, *, application_id: int | None = None) -> None:
         """For intake: its new card goes out in its lane, without the caller waiting for the lane."""
@@ -145,70 +139,7 @@ class SlackOutbox:
 
     def close(self) -> None:
         """Stop taking lanes; lanes under way finish the row they are on."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    # -- lanes ----------------------------------------------------------------------------------
-
-    def _start_lanes(self, only: set[Lane] | None = None) -> list[Future[int]]:
-        """Start each due lane (or those of `only`) not running here yet; returns the futures to wait for:
-        also those of lanes already running, unless the caller is a lane itself (it would wait for itself)."""
-        started = []
-        in_lane = threading.current_thread().name.startswith(LANE_THREAD)
-        for lane in only if only is not None else self._rows.due_lanes():
-            with self._lock:
-                running = self._active.get(lane)
-                if running is not None:
-                    self._again.add(lane)
-                    if not in_lane:
-                        started.append(running)
-                    continue
-                try:
-                    future = self._pool.submit(self._run_lane, lane)
-                except RuntimeError:  # shut down: the process is stopping
-                    break
-                self._active[lane] = future
-            started.append(future)
-        return started
-
-    def _run_lane(self, lane: Lane) -> int:
-        sent = 0
-        try:
-            while True:
-                sent += self._drain_lane(lane)
-                with self._lock:
-                    if lane not in self._again:
-                        return sent
-                    self._again.discard(lane)
-        except Exception:  # the lane's error boundary: its rows stay queued for the next run
-            log.exception("outbox lane %s failed; its rows stay queued", lane.key)
-            return sent
-        finally:
-            with self._lock:
-                self._active.pop(lane, None)
-                self._again.discard(lane)
-
-    def _drain_lane(self, lane: Lane) -> int:
-        """Hold the lane and send its due rows in order until none is left; 0 when another process holds it."""
-        now = self._clock()
-        lease = claim_one(self._sf, self._claims, LANE_CLAIMS, SlackLane.key == lane.key, now)
-        if lease is None:
-            with self._sf.begin() as session:
-                created = repos.insert_ignore(session, SlackLane, {"key": lane.key, "tat": now.timestamp()}, ["key"])
-            if not created:
-                return 0  # another process is delivering this lane
-            lease = claim_one(self._sf, self._claims, LANE_CLAIMS, SlackLane.key == lane.key, now)
-            if lease is None:
-                return 0
-        sent = 0
-        try:
-            while self._claims.holds(LANE_CLAIMS, lease):
-                rows = self._rows.claim(lane=lane, limit=LANE_CHUNK)
-                if not rows:
-                    break
-                sent += self._deliver_rows(rows, lease=lease)
-        finally:
-            let_go(self._sf, self._claims, LANE_CLAIMS, lease)
-        return sent
+        self._lanes.close()
 
     # -- rows -----------------------------------------------------------------------------------
 
@@ -219,7 +150,7 @@ class SlackOutbox:
             for row in rows:
 
                 def sure(row: Row = row) -> bool:
-                    return self._rows.holds(row) and (lease is None or self._claims.holds(LANE_CLAIMS, lease))
+                    return self._rows.holds(row) and (lease is None or self._lanes.holds(lease))
 
                 if not sure():
                     # This process could not renew its claims lately, so another may have taken the row.
@@ -278,10 +209,6 @@ class SlackOutbox:
             return SENT
         self._rows.retry(row, "ratelimited", delay=1.0, count_attempt=False)
         return RETRY
-
-
-def _total(futures: list[Future[int]]) -> int:
-    return sum(future.result() for future in futures)
 
 
 def _fill_lanes(session: Session, rows: list[dict[str, Any]]) -> None:
