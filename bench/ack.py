@@ -32,6 +32,8 @@ from common import (
     CHANNEL,
     TEAM,
     USERS,
+    AtsSender,
+    BotCommand,
     BotProcess,
     Fakes,
     Loader,
@@ -39,12 +41,16 @@ from common import (
     Result,
     Seeded,
     ThreadClock,
+    ats_event,
     backend,
+    command_database,
+    cpu_seconds,
     fresh_database,
     line,
     load_average,
     machine,
     profiling,
+    recording_slack,
     seed_applications,
     setup_through_slack,
     sqlite_url,
@@ -63,12 +69,18 @@ MIX = {
     "options": 30,
     "app_home_opened": 20,
 }
+# The issue-17 mix (--mix issue, the default out of process): 100 requests, slash commands, Send clicks
+# that open modals and test-picker options loads.
+ISSUE_MIX = {**{kind: 0 for kind in MIX}, "help": 15, "plans": 10, "status": 15, "send click": 30, "options": 30}
+MIXES = {"bench": MIX, "issue": ISSUE_MIX}
 TYPED = ["", "p", "py", "pyth", "sql", "s", "dev", "1001", "basics", "x"]
 
 
 def seed_for_bursts(url: str, fakes: Fakes, bursts: int, mix: dict[str, int]) -> tuple[Seeded, list[Seeded]]:
     """Applications to click Send on (shared), and per burst fresh ones to submit, cancel and resend."""
     clickable = seed_applications(url, fakes, needs_sending=max(1, mix["send click"]))
+    if not mix["send submission"] + mix["cancel"] + mix["resend"]:
+        return clickable, [Seeded([], [], []) for _ in range(bursts)]
     per_burst = [
         seed_applications(
             url, fakes, needs_sending=mix["send submission"], sent=mix["cancel"], expired=mix["resend"], start_at=1000 * (b + 1)
@@ -161,19 +173,29 @@ def run_bursts(
     per_burst: list[Seeded],
     args: argparse.Namespace,
     bots: Sequence[BotProcess] = (),
+    *,
+    mix: dict[str, int] = MIX,
+    other_pids: Sequence[int] = (),
 ) -> list[Result]:
     pids = [bot.pid for bot in bots]
     rng = random.Random(6)
     everything: list[Result] = []
     for b, mine in enumerate(per_burst):
-        requests = build_burst(fakes, clickable, mine, MIX, rng)
+        requests = build_burst(fakes, clickable, mine, mix, rng)
         with contextlib.ExitStack() as stack:
             clocks = [stack.enter_context(ThreadClock(pid)) for pid in pids]
+            others = [stack.enter_context(ThreadClock(pid)) for pid in other_pids]
             results = loader.burst(urls, requests)
             time.sleep(0.01)
         everything += results
         report_burst(f"burst {b + 1} ({len(requests)})", results, per_kind=args.per_kind)
         start, end = min(r.sent_at for r in results), max(r.sent_at + r.seconds for r in results)
+        for clock, pid in zip(others, other_pids, strict=True):
+            used = sum(clock.used(start, end, {}).values())
+            print(
+                f"  bot {pid} CPU from the first request to the last answer ({(end - start) * 1000:.0f} ms): {used * 1000:.0f} ms; "
+                f"load average {load_average()}"
+            )
         for clock, bot in zip(clocks, bots, strict=True):
             used = clock.used(start, end, bot.ask("thread_names"))
             groups = ", ".join(
@@ -245,44 +267,115 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bursts", type=int, default=5)
     parser.add_argument("--pause", type=float, default=3.0, help="seconds between bursts")
     parser.add_argument("--per-kind", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--options-seconds", type=float, default=130.0, help="options loads alone, for this long (0: skip)")
+    parser.add_argument(
+        "--options-seconds", type=float, default=None, help="options loads alone, for this long (0: skip; default 130, 0 out of process)"
+    )
     parser.add_argument("--options-burst", type=int, default=50)
     parser.add_argument(
         "--py-spy", metavar="FILE", help="record the bot with py-spy during the bursts (collapsed stacks, idle threads included)"
     )
     parser.add_argument("--gil", action="store_true", help="with --py-spy: sample only the thread holding the GIL, at 500 Hz")
     parser.add_argument("--options-rate", type=float, default=50.0, help="options loads a second in the steady phase")
+    parser.add_argument(
+        "--out-of-process",
+        action="store_true",
+        help="drive `imocha-bot run` (a subprocess, scheduler and poller on, its own logging) instead of the BotProcess child",
+    )
+    parser.add_argument("--mix", choices=sorted(MIXES), default=None, help="bench: the 200 above; issue: 100 (default out of process)")
+    parser.add_argument(
+        "--drain",
+        type=int,
+        default=None,
+        help="ATS events fired into the hiring channel just before the bursts (default 200 out of process, else 0)",
+    )
+    parser.add_argument(
+        "--open-invitations", type=int, default=None, help="sent applications for the poller to watch (default 200 out of process, else 0)"
+    )
+    parser.add_argument(
+        "--poll-seconds", type=float, default=2.0, help="out of process: IMOCHA_POLL_SECONDS (the poller runs back to back at 2 s)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="out of process: LOG_LEVEL (INFO, as deployed)")
     args = parser.parse_args(argv)
+    oop = args.out_of_process
+    mix = MIXES[args.mix or ("issue" if oop else "bench")]
+    drain = args.drain if args.drain is not None else (200 if oop else 0)
+    open_invitations = args.open_invitations if args.open_invitations is not None else (200 if oop else 0)
+    options_seconds = args.options_seconds if args.options_seconds is not None else (0.0 if oop else 130.0)
 
     from cryptography.fernet import Fernet
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-ack-")
     url = args.database_url or sqlite_url(tmp.name)
-    print(f"ack latency: {machine()}; {backend(url)}; {args.bursts} bursts of {sum(MIX.values())}")
-    fresh_database(url)
-    fakes = Fakes()
-    bot = BotProcess(fakes=fakes, database_url=url, encryption_key=Fernet.generate_key().decode())
+    mode = f"`imocha-bot run` (poller every {args.poll_seconds:g} s, LOG_LEVEL {args.log_level})" if oop else "BotProcess (no scheduler)"
+    print(
+        f"ack latency: {machine()}; {backend(url)}; {mode}; {args.bursts} bursts of {sum(mix.values())}; "
+        f"{drain} cards draining; {open_invitations} open invitations"
+    )
+    key = Fernet.generate_key().decode()
+    fakes = Fakes(slack=recording_slack())
+    bot: BotProcess | None = None
+    command: BotCommand | None = None
+    if oop:
+        command_database(url, fakes, key, tmp.name)
+        command = BotCommand(fakes, url, key, tmp.name, poll_seconds=args.poll_seconds, log_level=args.log_level)
+        bot_url, bot_pid = command.url, command.pid
+    else:
+        fresh_database(url)
+        bot = BotProcess(fakes=fakes, database_url=url, encryption_key=key)
+        bot_url, bot_pid = bot.url, bot.pid
     loader = Loader()
+    sender = AtsSender()
     try:
-        setup_through_slack(bot.url, fakes)
-        clickable, per_burst = seed_for_bursts(url, fakes, args.bursts, MIX)
-        loader.burst(bot.url, build_burst(fakes, clickable, Seeded([], [], []), {**{k: 0 for k in MIX}, "help": 20}, random.Random(0)))
+        setup_through_slack(bot_url, fakes)
+        clickable, per_burst = seed_for_bursts(url, fakes, args.bursts, mix)
+        if open_invitations:
+            seed_applications(url, fakes, sent=open_invitations, start_at=100_000)
+        loader.burst(bot_url, build_burst(fakes, clickable, Seeded([], [], []), {**{k: 0 for k in MIX}, "help": 20}, random.Random(0)))
         fakes.slow_down()
-        print(f"bot pid {bot.pid}; fake Slack {fakes.slack_latency * 1000:g} ms, fake iMocha {fakes.imocha_latency * 1000:g} ms\n")
-        with profiling(bot.pid, args.py_spy, gil=args.gil, rate=500 if args.gil else 100):
-            everything = run_bursts(bot.url, fakes, loader, clickable, per_burst, args, bots=[bot])
+        print(f"bot pid {bot_pid}; fake Slack {fakes.slack_latency * 1000:g} ms, fake iMocha {fakes.imocha_latency * 1000:g} ms\n")
+        if drain:
+            bodies = [ats_event(n, job_id="drain-job", job_name="Engineer, team 0") for n in range(drain)]
+            sender.start([bot_url], bodies, concurrency=4)
+            answers = sender.result()
+            print(
+                f"{drain} ATS events answered {dict(Counter(d.status for d in answers))} in {answers[-1].answered_at - answers[0].sent_at:.1f} s; the bursts start now"
+            )
+        posted_before = len(fakes.slack.recorded()[0])  # type: ignore[attr-defined]
+        drain_started = time.time()
+        with profiling(bot_pid, args.py_spy, gil=args.gil, rate=500 if args.gil else 100):
+            everything = run_bursts(
+                bot_url,
+                fakes,
+                loader,
+                clickable,
+                per_burst,
+                args,
+                bots=[bot] if bot else [],
+                mix=mix,
+                other_pids=[bot_pid] if not bot else [],
+            )
         s = summary(r.seconds for r in everything)
         bad = sum(1 for r in everything if not 200 <= r.status < 300)
         print(
             f"\nall bursts: {len(everything)} requests  p50 {s['p50']:.1f}  p95 {s['p95']:.1f}  p99 {s['p99']:.1f}  max {s['max']:.1f} ms  "
             f">1s {sum(1 for r in everything if r.seconds > 1)}  non-2xx {bad}"
         )
-        wait_quiet(fakes, bot)
-        options_alone(bot.url, fakes, loader, args)
-        print(f"\nbot RSS now/peak: {'/'.join(f'{v:.0f}' for v in bot.ask('rss'))} MB")
+        if drain:
+            posted = len(fakes.slack.recorded()[0]) - posted_before  # type: ignore[attr-defined]
+            print(f"while the bursts ran: {posted} chat.postMessage in {time.time() - drain_started:.0f} s (cards of the drain among them)")
+        if command is not None:
+            print(f"imocha-bot run CPU so far: {cpu_seconds(bot_pid):.1f} s; log lines: {len(command.log_lines())}")
+        if bot is not None:
+            wait_quiet(fakes, bot)
+            options_alone(bot_url, fakes, loader, argparse.Namespace(**{**vars(args), "options_seconds": options_seconds}))
+            print(f"\nbot RSS now/peak: {'/'.join(f'{v:.0f}' for v in bot.ask('rss'))} MB")
     finally:
+        sender.stop()
         loader.stop()
-        bot.stop()
+        if bot is not None:
+            bot.stop()
+        if command is not None:
+            command.stop()
         fakes.stop()
         tmp.cleanup()
 

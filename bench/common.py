@@ -121,11 +121,11 @@ def machine() -> str:
 class Fakes:
     """The fake Slack Web API and the fake iMocha, with the team, users and hiring channel the bot needs."""
 
-    def __init__(self, *, slack_latency: float = 0.1, imocha_latency: float = 2.0):
+    def __init__(self, *, slack_latency: float = 0.1, imocha_latency: float = 2.0, slack: Any = None):
         from tests.fakes.imocha import start_fake_imocha
         from tests.fakes.slack import FakeSlack
 
-        self.slack = FakeSlack().start()
+        self.slack = (slack if slack is not None else FakeSlack()).start()
         self.imocha = start_fake_imocha()
         self.imocha.state.callbacks_enabled = False
         self.slack.add_team(TEAM, BOT_TOKEN)
@@ -731,3 +731,281 @@ def line(label: str, results: Sequence[Result], width: int = 22) -> str:
         f"{label:<{width}} n={s['n']:>4}  p50 {s['p50']:7.1f}  p95 {s['p95']:7.1f}  p99 {s['p99']:7.1f}  "
         f"max {s['max']:7.1f} ms   >1s {over:>3}   non-2xx {bad:>3}"
     )
+
+
+# -- the bot as `imocha-bot run` (a real subprocess, as production starts it) ----------------------------------
+
+
+def command_database(url: str, fakes: Fakes, encryption_key: str, workdir: str) -> None:
+    """A scratch database for `imocha-bot run`: PostgreSQL is dropped, created and migrated with
+    `imocha-bot db upgrade` (run refuses a schema that is not at head); SQLite starts empty (run migrates it)."""
+    import subprocess
+
+    from sqlalchemy import make_url, text
+
+    from store.db import make_engine
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        Path(parsed.database or "").unlink(missing_ok=True)
+        return
+    admin = make_engine(str(parsed.set(database="postgres").render_as_string(hide_password=False)), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+    env = bot_env(fakes, url, encryption_key)
+    from tests.botproc import clean_env
+
+    subprocess.run([*_cli(), "db", "upgrade"], cwd=workdir, env=clean_env(env), check=True, stdout=subprocess.DEVNULL)
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("imocha-bot")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.runtime.cli"]
+
+
+def bot_env(fakes: Fakes, database_url: str, encryption_key: str, **extra: str) -> dict[str, str]:
+    """The environment `imocha-bot run` reads (SPEC §6), pointed at the fakes."""
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fakes.slack.api_url,
+        "DATABASE_URL": database_url,
+        "IMOCHA_BASE_URL": fakes.imocha.url,
+        "ATS_WEBHOOK_SECRET": ATS_SECRET,
+        "ENCRYPTION_KEY": encryption_key,
+        **extra,
+    }
+
+
+class BotCommand:
+    """`imocha-bot run --host 127.0.0.1 --port P` as a subprocess; its log (stderr) goes to a file.
+
+    The log goes to a file, not a pipe: a pipe nobody reads fills (64 KiB) and then blocks the bot's
+    logging, and one that is read costs this process CPU. `pid` is the bot's own process.
+    """
+
+    def __init__(
+        self,
+        fakes: Fakes,
+        database_url: str,
+        encryption_key: str,
+        workdir: str,
+        *,
+        name: str = "bot",
+        poll_seconds: float = 60,
+        log_level: str = "INFO",
+        extra_env: dict[str, str] | None = None,
+    ):
+        import subprocess
+
+        import httpx
+
+        from bot.runtime.serving import free_port
+        from tests.botproc import clean_env
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(workdir) / f"{name}.log"
+        env = bot_env(
+            fakes, database_url, encryption_key, IMOCHA_POLL_SECONDS=f"{poll_seconds:g}", LOG_LEVEL=log_level, **(extra_env or {})
+        )
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
+        self.process = subprocess.Popen(
+            [*_cli(), "run", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=workdir,
+            env=clean_env(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.process.pid
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"imocha-bot run exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"imocha-bot run did not become healthy:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def stop(self) -> int | None:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(40)
+            except Exception:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+        return self.process.returncode
+
+
+# -- a fake Slack that records each post when it is made, and answers 429 on purpose ----------------------------
+
+
+@dataclass(frozen=True)
+class Post:
+    """One chat.postMessage the fake Slack accepted: when (time.time(), after its latency), where, what."""
+
+    at: float
+    channel: str
+    thread_ts: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Limited:
+    """One chat.postMessage the fake answered 429: when it arrived, its channel, the Retry-After given."""
+
+    at: float
+    channel: str
+    retry_after: float
+
+
+def recording_slack(*, ratelimit_every: int = 0, retry_after: int = 2) -> Any:
+    """A `FakeSlack` that keeps every accepted chat.postMessage as a `Post` (timestamped when it is
+    made, i.e. after the fake's latency), and with `ratelimit_every=N` answers every N-th
+    chat.postMessage 429 with `Retry-After: retry_after` (`Limited`), like Slack's per-channel limit."""
+    from tests.fakes.slack import FakeSlack, _Fault, _Team
+
+    class RecordingSlack(FakeSlack):
+        def __init__(self) -> None:
+            super().__init__()
+            self.posts: list[Post] = []
+            self.limited: list[Limited] = []
+            self.ratelimit_every = ratelimit_every
+            self.retry_after = retry_after
+            self._post_calls = 0
+
+        def _take_fault(self, method: str) -> _Fault | None:
+            # Called under the fake's lock right after it recorded the call, so the last call is this one.
+            if method == "chat.postMessage" and self.ratelimit_every:
+                self._post_calls += 1
+                if self._post_calls % self.ratelimit_every == 0:
+                    call = self._calls[-1]
+                    self.limited.append(Limited(call.at, str(call.body.get("channel")), float(self.retry_after)))
+                    return _Fault(429, 1, self.retry_after, "ratelimited", False)
+            return super()._take_fault(method)
+
+        def _chat_post_message(self, team: _Team, body: dict[str, Any]) -> dict[str, Any]:
+            answer = super()._chat_post_message(team, body)
+            self.posts.append(Post(time.time(), str(answer["channel"]), body.get("thread_ts") or None, str(body.get("text") or "")))
+            return answer
+
+        def recorded(self) -> tuple[list[Post], list[Limited]]:
+            with self._lock:
+                return list(self.posts), list(self.limited)
+
+    return RecordingSlack()
+
+
+# -- signed ATS webhooks (SPEC §4: POST /webhooks/ats), fired from a child process --------------------------------
+
+
+def ats_event(n: int, *, job_id: str, job_name: str, recruiter: str | None = None) -> str:
+    """The n-th generic ATS stage event; its candidate is "Drain candidate NNNN" (so a card names its event)."""
+    data: dict[str, Any] = {
+        "event": "application.stage_changed",
+        "id": f"evt-drain-{n:05d}",
+        "team_id": TEAM,
+        "application": {"id": f"drain-app-{n:05d}"},
+        "candidate": {"id": f"drain-cand-{n:05d}", "name": f"Drain candidate {n:04d}", "email": f"drain-{n:04d}@example.com"},
+        "job": {"id": job_id, "name": job_name},
+        "stage": {"id": "stage-imocha", "name": "iMocha assessment"},
+    }
+    if recruiter:
+        data["recruiter"] = {"email": recruiter}
+    return json.dumps(data)
+
+
+def ats_headers(body: str) -> dict[str, str]:
+    import hashlib
+    import hmac
+
+    digest = hmac.new(ATS_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Signature": f"sha256={digest}"}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One ATS webhook as the sender saw it (times are time.time())."""
+
+    n: int
+    url: str
+    status: int
+    sent_at: float
+    answered_at: float
+    body: str
+
+
+async def _fire_ats(urls: Sequence[str], bodies: Sequence[str], concurrency: int) -> list[Delivery]:
+    """POST the bodies in order: the n-th to `urls[n % len(urls)]`, each URL over `concurrency` keep-alive
+    connections taking its events in turn (concurrency 1: one at a time per URL, strictly in order)."""
+    queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in urls]
+    for n in range(len(bodies)):
+        queues[n % len(urls)].put_nowait(n)
+    connections = [(_Connection(url), queues[u]) for u, url in enumerate(urls) for _ in range(concurrency)]
+    await asyncio.gather(*(c.open() for c, _ in connections))
+    out: list[Delivery] = []
+
+    async def worker(c: _Connection, queue: asyncio.Queue[int]) -> None:
+        while not queue.empty():
+            n = queue.get_nowait()
+            body = bodies[n].encode()
+            sent = time.time()
+            c.send("POST", "/webhooks/ats", body, ats_headers(bodies[n]))
+            try:
+                status, answer = await asyncio.wait_for(c.receive(), 30)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                status, answer = 0, repr(exc).encode()
+            out.append(Delivery(n, c.base, status, sent, time.time(), answer[:200].decode("utf-8", "replace")))
+
+    try:
+        await asyncio.gather(*(worker(c, q) for c, q in connections))
+    finally:
+        for c, _ in connections:
+            c.close()
+    return sorted(out, key=lambda d: d.n)
+
+
+def _ats_worker(conn: Connection) -> None:
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        urls, bodies, concurrency = message
+        conn.send(asyncio.run(_fire_ats(urls, bodies, concurrency)))
+
+
+class AtsSender:
+    """Fires signed ATS webhooks from its own process (so the fakes' loop in this one is not slowed)."""
+
+    def __init__(self) -> None:
+        self._conn, child = SPAWN.Pipe()
+        self._process = SPAWN.Process(target=_ats_worker, args=(child,), daemon=True)
+        self._process.start()
+
+    def start(self, urls: Sequence[str], bodies: Sequence[str], *, concurrency: int = 1) -> None:
+        """Begin firing; `result()` waits for the answers."""
+        self._conn.send((list(urls), list(bodies), concurrency))
+
+    def result(self, timeout: float = 600) -> list[Delivery]:
+        if not self._conn.poll(timeout):
+            raise TimeoutError("the ATS sender did not finish")
+        answer: list[Delivery] = self._conn.recv()
+        return answer
+
+    def stop(self) -> None:
+        self._conn.send(None)
+        self._process.join(10)
