@@ -44,6 +44,7 @@ from bot.slack.access import Access
 from bot.slack.acks import AckGate, WorkPool
 from bot.slack.gateway import SlackGateway
 from bot.slack.home import HomeQueue
+from bot.slack.lanes import LANE_THREAD, MAX_LANES
 from bot.slack.outbox import CLAIMS as OUTBOX_CLAIMS
 from bot.slack.outbox import SlackOutbox
 from bot.slack.socket_mode import SocketModeLink
@@ -164,6 +165,8 @@ def build_runtime(
         clock=clock,
         on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
         claims=claims,
+        # channels drained in parallel; each lane's thread lets the acks go first, like the work pool
+        lane_pool=WorkPool(max_workers=MAX_LANES, gate=gate, thread_name_prefix=LANE_THREAD),
     )
     workspaces = Workspaces(
         session_factory=session_factory,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,14 +42,16 @@ class LaneRunner:
         rows: OutboxRows,
         clock: Callable[[], datetime],
         deliver: DeliverRows,
-        size: int = MAX_LANES,
+        executor: Executor | None = None,
     ):
         self._sf = session_factory
         self._claims = claims
         self._rows = rows
         self._clock = clock
         self._deliver = deliver
-        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=LANE_THREAD)
+        # The composition root passes a pool whose threads let Slack's acks go first (bot/slack/acks.py);
+        # its threads' names must start with LANE_THREAD.
+        self._pool = executor or ThreadPoolExecutor(max_workers=MAX_LANES, thread_name_prefix=LANE_THREAD)
         self._lock = threading.Lock()
         self._active: dict[Lane, Future[int]] = {}
         self._again: set[Lane] = set()  # lanes asked for while running: they look once more before stopping

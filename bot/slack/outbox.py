@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.runtime.claims import ClaimKeeper, claim_holder_id
 from bot.slack.gateway import SlackGateway, SlackUnavailable
-from bot.slack.lanes import LANE_CLAIMS, MAX_LANES, LaneRunner
+from bot.slack.lanes import LANE_CLAIMS, LaneRunner
 from bot.slack.outbox_rows import CLAIMS, OutboxRows, Row, retry_after
 from bot.slack.outbox_writes import CARD, DM, THREAD, ClaimLost, LeaveForLane, Postpone, Renderer, SlackWrites
 from bot.slack.pacing import SharedBudget
@@ -54,7 +55,7 @@ class SlackOutbox:
         claims: ClaimKeeper | None = None,
         budget: SharedBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        max_lanes: int = MAX_LANES,
+        lane_pool: Executor | None = None,
     ):
         self._sf = session_factory
         self._clock = clock
@@ -72,7 +73,12 @@ class SlackOutbox:
         )
         self._on_error = on_error or (lambda kind: None)
         self._lanes = LaneRunner(
-            session_factory=session_factory, claims=self._claims, rows=self._rows, clock=clock, deliver=self._deliver_rows, size=max_lanes
+            session_factory=session_factory,
+            claims=self._claims,
+            rows=self._rows,
+            clock=clock,
+            deliver=self._deliver_rows,
+            executor=lane_pool,
         )
 
     # -- enqueue (inside the caller's transaction) ----------------------------------------------
