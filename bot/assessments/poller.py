@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.assessments import lifecycle
 from bot.assessments.lifecycle import OPEN_STATUSES, RANK, Observation
+from bot.domain import Actor, NotAllowed
 from bot.imocha import (
     AttemptState,
     BadRequestError,
@@ -27,6 +28,7 @@ from bot.imocha import (
     Report,
     Status,
 )
+from bot.slack.access import Access
 from bot.workspace.settings import NotConfigured, Workspaces
 from store import repos
 from store.models import Invitation, Workspace
@@ -371,7 +373,9 @@ class StatusPoller:
         sweep_batch: int = 50,
         assessments: RecoversSends | None = None,
         after_change: Callable[[], object] | None = None,
+        access: Access | None = None,
     ):
+        self._access = access  # who may resync; without it nobody may (the background jobs need none)
         self._core = _PollCore(session_factory, workspaces, clock, max_workers=max_workers, after_change=after_change)
         self._window = _WindowPoll(self._core, overlap=overlap, first_window=first_window)
         self._sweep = _Sweep(self._core, sweep_batch=sweep_batch, assessments=assessments)
@@ -402,6 +406,15 @@ class StatusPoller:
         return self._sweep.sweep(workspace_id)
 
     # -- /imocha resync -----------------------------------------------------------------------------
+
+    def resync(self, team_id: str, actor: Actor, *, started: Callable[[], object] | None = None) -> int:
+        """`/imocha resync`: workspace admins only; `started` runs once they may, before iMocha is asked."""
+        if self._access is None:
+            raise NotAllowed("Resync is not available in this process.")
+        self._access.require_admin(team_id, actor.user_id, "resync")
+        if started is not None:
+            started()
+        return self.replay(team_id)
 
     def replay(self, team_id: str) -> int:
         """Ask iMocha to re-send the callbacks of the workspace's open invitations, then poll now.

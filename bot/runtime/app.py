@@ -186,7 +186,9 @@ def build_runtime(
         callback_url=settings.callback_url,
         access=access,
     )
-    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.deliver)
+    poller = StatusPoller(
+        session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.deliver, access=access
+    )
     gem_poller = GemPoller(
         session_factory,
         workspaces,
@@ -225,7 +227,7 @@ def build_runtime(
         home=HomeQueue(session_factory=session_factory, access=access),
         # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/slack/acks.py)
         background=WorkPool(max_workers=8, gate=gate),
-        digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock),
+        digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock, access=access),
         workflow_step=WorkflowStep(
             workspaces=workspaces, plans=plans, intake=intake, assessments=assessments, outbox=outbox, gateway=gateway
         ),
