@@ -9,7 +9,6 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import imocha
 from bot.ats import greenhouse
 from bot.ats.intake import valid_email
 from bot.domain import Actor, DomainError
@@ -411,10 +410,7 @@ def _resync(services: Services, team: str, user: str, respond: Respond) -> None:
     def started() -> None:
         tell(services, team, user, ":arrows_counterclockwise: Asking iMocha to replay callbacks and polling now…", respond=respond)
 
-    try:
-        asked = services.poller.resync(team, Actor(user), started=started)
-    except imocha.ImochaError as exc:
-        raise DomainError(f"Resync failed: iMocha error ({exc.__class__.__name__}).") from None
+    asked = services.poller.resync(team, Actor(user), started=started)
     tell(
         services,
         team,

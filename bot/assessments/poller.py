@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.assessments import lifecycle
 from bot.assessments.lifecycle import OPEN_STATUSES, RANK, Observation
-from bot.domain import Actor, NotAllowed
+from bot.domain import Actor, ImochaUnavailable, NotAllowed
 from bot.imocha import (
     AttemptState,
     BadRequestError,
@@ -408,13 +408,20 @@ class StatusPoller:
     # -- /imocha resync -----------------------------------------------------------------------------
 
     def resync(self, team_id: str, actor: Actor, *, started: Callable[[], object] | None = None) -> int:
-        """`/imocha resync`: workspace admins only; `started` runs once they may, before iMocha is asked."""
+        """`/imocha resync`: workspace admins only; `started` runs once they may, before iMocha is asked.
+
+        iMocha's failure comes back as ImochaUnavailable, worded for the admin.
+        """
         if self._access is None:
             raise NotAllowed("Resync is not available in this process.")
         self._access.require_admin(team_id, actor.user_id, "resync")
         if started is not None:
             started()
-        return self.replay(team_id)
+        try:
+            return self.replay(team_id)
+        except ImochaError as exc:
+            kind = exc.__class__.__name__
+            raise ImochaUnavailable(f"Resync failed: iMocha error ({kind}).", kind=kind) from None
 
     def replay(self, team_id: str) -> int:
         """Ask iMocha to re-send the callbacks of the workspace's open invitations, then poll now.
