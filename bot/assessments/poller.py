@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,10 +46,6 @@ PERMANENT = (NotFoundError, BadRequestError, ImochaProtocolError)
 IN_CHUNK = 500  # ids per IN (...) list
 APPLY_CHUNK = 200  # observations per transaction
 DEFAULT_RETRY_AFTER = 60.0
-
-
-class RecoversSends(Protocol):
-    def recover_stuck_sends(self) -> int: ...
 
 
 @dataclass
@@ -298,10 +293,9 @@ class _WindowPoll:
 class _Sweep:
     """The sweep: reports of the open invitations checked longest ago, a batch per workspace."""
 
-    def __init__(self, core: _PollCore, *, sweep_batch: int, assessments: RecoversSends | None):
+    def __init__(self, core: _PollCore, *, sweep_batch: int):
         self._core = core
         self._sweep_batch = sweep_batch
-        self._assessments = assessments
 
     def sweep(self, workspace_id: int | None = None) -> int:
         """Read reports of the open invitations checked longest ago (In Progress, and what the window
@@ -313,8 +307,6 @@ class _Sweep:
                 changed += self._sweep_workspace(ws)
             except Exception:  # one workspace's database or key problem must not stop the others
                 log.exception("sweep of workspace %s failed", ws)
-        if self._assessments is not None:
-            self._assessments.recover_stuck_sends()
         if changed:
             self._core.notify()
         return changed
@@ -371,14 +363,13 @@ class StatusPoller:
         first_window: timedelta = timedelta(days=1),
         max_workers: int = 4,
         sweep_batch: int = 50,
-        assessments: RecoversSends | None = None,
         after_change: Callable[[], object] | None = None,
         access: Access | None = None,
     ):
         self._access = access  # who may resync; without it nobody may (the background jobs need none)
         self._core = _PollCore(session_factory, workspaces, clock, max_workers=max_workers, after_change=after_change)
         self._window = _WindowPoll(self._core, overlap=overlap, first_window=first_window)
-        self._sweep = _Sweep(self._core, sweep_batch=sweep_batch, assessments=assessments)
+        self._sweep = _Sweep(self._core, sweep_batch=sweep_batch)
         # Per workspace: no iMocha calls before this moment (set from a 429's Retry-After); shared by the parts.
         self._not_before = self._core.not_before
 

@@ -186,9 +186,7 @@ def build_runtime(
         callback_url=settings.callback_url,
         access=access,
     )
-    poller = StatusPoller(
-        session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.deliver, access=access
-    )
+    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, after_change=outbox.deliver, access=access)
     gem_poller = GemPoller(
         session_factory,
         workspaces,
@@ -406,6 +404,7 @@ def build_scheduler(
     jobs = {
         "poll": poller.poll_all,
         "sweep": poller.sweep,
+        "recover_sends": services.assessments.recover_stuck_sends,
         "reminders": reminders.run,
         "outbox": services.outbox.deliver,
     }
