@@ -17,6 +17,7 @@ __all__ = [
     "Decision",
     "DomainError",
     "ExistingResult",
+    "ImochaUnavailable",
     "InvitationView",
     "NotAllowed",
     "NotFound",
@@ -69,6 +70,14 @@ class OwnerOnly(NotAllowed):
     def __init__(self, owner: str | None, what: str):
         super().__init__(f"Only the card's owner or a workspace admin can {what}.")
         self.owner, self.what = owner, what
+
+
+class ImochaUnavailable(DomainError):
+    """iMocha failed what a user asked for just now; `kind` names the failure (safe to log, never the key)."""
+
+    def __init__(self, message: str, *, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 class Conflict(DomainError):

@@ -9,7 +9,6 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import imocha
 from bot.ats import greenhouse
 from bot.ats.intake import valid_email
 from bot.domain import Actor, DomainError
@@ -408,13 +407,10 @@ def _status(services: Services, team: str, user: str, email: str, respond: Respo
 
 
 def _resync(services: Services, team: str, user: str, respond: Respond) -> None:
-    services.access.require_admin(team, user, "resync")
-    poller = services.poller
-    tell(services, team, user, ":arrows_counterclockwise: Asking iMocha to replay callbacks and polling now…", respond=respond)
-    try:
-        asked = poller.replay(team)
-    except imocha.ImochaError as exc:
-        raise DomainError(f"Resync failed: iMocha error ({exc.__class__.__name__}).") from None
+    def started() -> None:
+        tell(services, team, user, ":arrows_counterclockwise: Asking iMocha to replay callbacks and polling now…", respond=respond)
+
+    asked = services.poller.resync(team, Actor(user), started=started)
     tell(
         services,
         team,
@@ -425,10 +421,9 @@ def _resync(services: Services, team: str, user: str, respond: Respond) -> None:
 
 
 def _digest(services: Services, team: str, user: str, respond: Respond) -> None:
-    services.access.require_admin(team, user, "post the digest")
     if services.digests is None:
         raise DomainError("The digest is not available in this process.")
-    posted = services.digests.post_current_week(team)
+    posted = services.digests.post_current_week(team, Actor(user))
     if posted:
         text = f":bar_chart: Posted this week's digest for {posted} plan{'s' if posted != 1 else ''} to their hiring channels."
     else:

@@ -9,9 +9,8 @@ from slack_bolt import Ack, App, BoltContext
 from slack_bolt.listener.builtins import TokenRevocationListeners
 from slack_sdk import WebClient
 
-from bot import imocha
 from bot.digest import DigestStats
-from bot.domain import DomainError, normalise_key
+from bot.domain import DomainError, ImochaUnavailable, normalise_key
 from bot.runtime.services import Services
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
@@ -66,9 +65,9 @@ def register(app: App, services: Services) -> None:
         team = parse.team_id(body, context)
         query = str(body.get("value") or "").strip().casefold()
         try:
-            tests = services.workspaces.tests_for_picker(team)
-        except (imocha.ImochaError, DomainError) as exc:
-            log.warning("test list for %s failed: %s", team, exc.__class__.__name__)
+            tests = services.workspaces.test_options(team)
+        except DomainError as exc:
+            log.warning("test list for %s failed: %s", team, exc.kind if isinstance(exc, ImochaUnavailable) else exc.__class__.__name__)
             ack(options=[{"text": blocks.plain("Couldn't load tests from iMocha; try again", 75), "value": "unavailable"}])
             return
         if tests is None:

@@ -235,12 +235,12 @@ def test_sigkill_mid_send_and_mid_poll_loses_and_doubles_nothing(
     assert "Assessment sent" not in headline(cards(slack)[0])
     assert link_dms(slack) == 0
 
-    # restart on the same database; the sweep (run here in-process, as if LOCK_SECONDS had passed) finishes the send
+    # restart on the same database; the recovery job (run here in-process, as if LOCK_SECONDS had passed) finishes the send
     proc, bot = start_bot(tmp_path, slack, fake_imocha, database)
     runtime = in_process_runtime(tmp_path, slack, fake_imocha, database, ahead=LOCK_SECONDS + 5)
     try:
-        runtime.services.poller.sweep()
-        runtime.services.poller.sweep()  # a second sweep (another replica) finds nothing
+        runtime.services.assessments.recover_stuck_sends()
+        runtime.services.assessments.recover_stuck_sends()  # a second run (another replica) finds nothing
         deadline = time.monotonic() + 10
         while not ("Assessment sent" in headline(cards(slack)[0]) and link_dms(slack) == 1):
             assert time.monotonic() < deadline, [headline(c) for c in cards(slack)]

@@ -345,19 +345,6 @@ def test_the_sweep_reads_a_bounded_batch_oldest_checked_first(world: World) -> N
     assert second - first  # the one never checked goes first
 
 
-def test_the_sweep_also_finishes_interrupted_sends(world: World) -> None:
-    class Assessments:
-        calls = 0
-
-        def recover_stuck_sends(self) -> int:
-            self.calls += 1
-            return 0
-
-    assessments = Assessments()
-    world.poller(assessments=assessments).sweep()
-    assert assessments.calls == 1
-
-
 def test_a_late_in_progress_never_overwrites_complete(world: World) -> None:
     sent = world.send()
     world.clock.advance(minutes=1)

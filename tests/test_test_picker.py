@@ -10,6 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 
+from bot.domain import ImochaUnavailable
 from bot.imocha import ImochaConnectionError, Test
 from bot.runtime.clock import system_clock
 from bot.workspace.crypto import SecretBox
@@ -128,6 +129,17 @@ def test_a_failed_first_load_is_reported_and_not_retried_on_every_keystroke(worl
     imocha.fail = False
     assert workspaces.tests_for_picker(TEAM, wait=5) == [PYTHON]
     assert imocha.calls == 2
+
+
+def test_the_slack_layer_gets_a_failed_load_as_a_domain_error_naming_its_kind(world: Any) -> None:
+    workspaces, imocha, _clock = world
+    imocha.fail = True
+    imocha.gate.set()
+
+    with pytest.raises(ImochaUnavailable) as raised:
+        workspaces.test_options(TEAM)
+    assert raised.value.kind == "ImochaConnectionError"
+    assert imocha.calls == 1
 
 
 def test_a_new_key_drops_the_cached_list_and_starts_loading_the_new_one(world: Any) -> None:

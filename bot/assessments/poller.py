@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.assessments import lifecycle
 from bot.assessments.lifecycle import OPEN_STATUSES, RANK, Observation
+from bot.domain import Actor, ImochaUnavailable, NotAllowed
 from bot.imocha import (
     AttemptState,
     BadRequestError,
@@ -27,6 +27,7 @@ from bot.imocha import (
     Report,
     Status,
 )
+from bot.slack.access import Access
 from bot.workspace.settings import NotConfigured, Workspaces
 from store import repos
 from store.models import Invitation, Workspace
@@ -45,10 +46,6 @@ PERMANENT = (NotFoundError, BadRequestError, ImochaProtocolError)
 IN_CHUNK = 500  # ids per IN (...) list
 APPLY_CHUNK = 200  # observations per transaction
 DEFAULT_RETRY_AFTER = 60.0
-
-
-class RecoversSends(Protocol):
-    def recover_stuck_sends(self) -> int: ...
 
 
 @dataclass
@@ -296,10 +293,9 @@ class _WindowPoll:
 class _Sweep:
     """The sweep: reports of the open invitations checked longest ago, a batch per workspace."""
 
-    def __init__(self, core: _PollCore, *, sweep_batch: int, assessments: RecoversSends | None):
+    def __init__(self, core: _PollCore, *, sweep_batch: int):
         self._core = core
         self._sweep_batch = sweep_batch
-        self._assessments = assessments
 
     def sweep(self, workspace_id: int | None = None) -> int:
         """Read reports of the open invitations checked longest ago (In Progress, and what the window
@@ -311,8 +307,6 @@ class _Sweep:
                 changed += self._sweep_workspace(ws)
             except Exception:  # one workspace's database or key problem must not stop the others
                 log.exception("sweep of workspace %s failed", ws)
-        if self._assessments is not None:
-            self._assessments.recover_stuck_sends()
         if changed:
             self._core.notify()
         return changed
@@ -369,12 +363,13 @@ class StatusPoller:
         first_window: timedelta = timedelta(days=1),
         max_workers: int = 4,
         sweep_batch: int = 50,
-        assessments: RecoversSends | None = None,
         after_change: Callable[[], object] | None = None,
+        access: Access | None = None,
     ):
+        self._access = access  # who may resync; without it nobody may (the background jobs need none)
         self._core = _PollCore(session_factory, workspaces, clock, max_workers=max_workers, after_change=after_change)
         self._window = _WindowPoll(self._core, overlap=overlap, first_window=first_window)
-        self._sweep = _Sweep(self._core, sweep_batch=sweep_batch, assessments=assessments)
+        self._sweep = _Sweep(self._core, sweep_batch=sweep_batch)
         # Per workspace: no iMocha calls before this moment (set from a 429's Retry-After); shared by the parts.
         self._not_before = self._core.not_before
 
@@ -402,6 +397,22 @@ class StatusPoller:
         return self._sweep.sweep(workspace_id)
 
     # -- /imocha resync -----------------------------------------------------------------------------
+
+    def resync(self, team_id: str, actor: Actor, *, started: Callable[[], object] | None = None) -> int:
+        """`/imocha resync`: workspace admins only; `started` runs once they may, before iMocha is asked.
+
+        iMocha's failure comes back as ImochaUnavailable, worded for the admin.
+        """
+        if self._access is None:
+            raise NotAllowed("Resync is not available in this process.")
+        self._access.require_admin(team_id, actor.user_id, "resync")
+        if started is not None:
+            started()
+        try:
+            return self.replay(team_id)
+        except ImochaError as exc:
+            kind = exc.__class__.__name__
+            raise ImochaUnavailable(f"Resync failed: iMocha error ({kind}).", kind=kind) from None
 
     def replay(self, team_id: str) -> int:
         """Ask iMocha to re-send the callbacks of the workspace's open invitations, then poll now.

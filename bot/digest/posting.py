@@ -12,7 +12,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.digest.figures import DigestStats, due_week, this_monday, week_bounds, weekly_figures, zone
-from bot.domain import NotFound
+from bot.domain import Actor, NotAllowed, NotFound
+from bot.slack.access import Access
 from bot.slack.gateway import SlackGateway, SlackUnavailable
 from store import repos
 from store.models import Plan, WeeklyDigest, Workspace
@@ -42,9 +43,11 @@ class Digests:
         gateway: SlackGateway,
         renderer: DigestRenderer,
         clock: Callable[[], datetime],
+        access: Access | None = None,
     ):
         self._sf = session_factory
         self._gateway = gateway
+        self._access = access  # who may post on demand; without it nobody may (the weekly job needs none)
         self._renderer = renderer
         self._clock = clock
 
@@ -96,9 +99,12 @@ class Digests:
 
     # -- on demand (/imocha digest) ---------------------------------------------------------------------
 
-    def post_current_week(self, team_id: str) -> int:
-        """Post this week so far for every plan with activity; returns how many were posted. Not recorded:
-        an admin asking is not the weekly digest, which still goes out on Monday."""
+    def post_current_week(self, team_id: str, actor: Actor) -> int:
+        """Post this week so far for every plan with activity; returns how many were posted. Workspace
+        admins only. Not recorded: an admin asking is not the weekly digest, which still goes out on Monday."""
+        if self._access is None:
+            raise NotAllowed("The digest is not available in this process.")
+        self._access.require_admin(team_id, actor.user_id, "post the digest")
         now = self._clock()
         with self._sf() as session:
             ws = repos.workspace_by_team(session, team_id)

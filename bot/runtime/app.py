@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -189,7 +189,7 @@ def build_runtime(
         callback_url=settings.callback_url,
         access=access,
     )
-    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, assessments=assessments, after_change=outbox.kick)
+    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, after_change=outbox.kick, access=access)
     gem_poller = GemPoller(
         session_factory,
         workspaces,
@@ -228,13 +228,15 @@ def build_runtime(
         home=HomeQueue(session_factory=session_factory, access=access),
         # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/slack/acks.py)
         background=WorkPool(max_workers=8, gate=gate),
-        digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock),
+        digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock, access=access),
         workflow_step=WorkflowStep(
             workspaces=workspaces, plans=plans, intake=intake, assessments=assessments, outbox=outbox, gateway=gateway
         ),
         writeback=writeback,
     )
-    callbacks = CallbackHandler(session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.kick)
+    callbacks = CallbackHandler(
+        session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.kick, monotonic=monotonic
+    )
 
     bolt = build_bolt(settings, services, installation_store=installation_store, engine=engine, token_verification=token_verification)
     if installation_store is None and single_token and token_verification:
@@ -264,7 +266,9 @@ def build_runtime(
         )
         closers.insert(0, events_http.close)
     if with_scheduler:
-        scheduler = build_scheduler(settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller, events=events)
+        scheduler = build_scheduler(
+            settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller, events=events, gate=gate
+        )
 
     socket_link = None
     if settings.socket_mode and settings.slack_app_token is not None:
@@ -400,6 +404,7 @@ def build_scheduler(
     *,
     gem_poller: GemPoller | None = None,
     events: EventDeliverer | None = None,
+    gate: AckGate | None = None,
 ) -> Any:
     from bot.assessments.reminders import Reminders
     from bot.runtime.scheduler import Scheduler
@@ -408,6 +413,7 @@ def build_scheduler(
     jobs = {
         "poll": poller.poll_all,
         "sweep": poller.sweep,
+        "recover_sends": services.assessments.recover_stuck_sends,
         "reminders": reminders.run,
         "outbox": services.outbox.kick,  # lanes run on the outbox's own threads, at Slack's pace
     }
@@ -425,6 +431,7 @@ def build_scheduler(
         session_factory=session_factory,
         holder_id=holder_id or process_holder_id(),
         clock=clock,
+        around=gate.work if gate is not None else nullcontext,
     )
 
 

@@ -1,4 +1,4 @@
-"""Background jobs (poller, sweep, reminders, Slack outbox, Gem, weekly digest, ATS write-back): APScheduler 3 behind this one module."""
+"""Background jobs (poller, sweep, interrupted sends, reminders, Slack outbox, Gem, weekly digest, ATS write-back): APScheduler 3 behind this one module."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.job import Job
@@ -21,17 +22,19 @@ log = logging.getLogger("bot.runtime.scheduler")
 
 POLL = "imocha.poll"
 SWEEP = "imocha.sweep"
+RECOVER_SENDS = "imocha.recover_sends"
 REMINDERS = "imocha.reminders"
 OUTBOX = "slack.outbox"
 GEM = "gem.poll"
 EVENTS = "events.deliver"
 DIGEST = "digest.weekly"
 WRITEBACK = "ats.writeback"
-JOB_IDS = (POLL, SWEEP, REMINDERS, OUTBOX, GEM, EVENTS, DIGEST, WRITEBACK)
+JOB_IDS = (POLL, SWEEP, RECOVER_SENDS, REMINDERS, OUTBOX, GEM, EVENTS, DIGEST, WRITEBACK)
 # The composition root may name jobs by their short names too.
 SHORT_NAMES = {
     "poll": POLL,
     "sweep": SWEEP,
+    "recover_sends": RECOVER_SENDS,
     "reminders": REMINDERS,
     "outbox": OUTBOX,
     "gem": GEM,
@@ -42,7 +45,7 @@ SHORT_NAMES = {
 # Jobs one replica at a time may run. The outbox and the ATS write-back need no lease: each of their
 # rows is claimed. Events
 # take the lease so that one replica sends them, in order.
-SINGLETONS = frozenset({POLL, SWEEP, REMINDERS, GEM, EVENTS, DIGEST})
+SINGLETONS = frozenset({POLL, SWEEP, RECOVER_SENDS, REMINDERS, GEM, EVENTS, DIGEST})
 
 OUTBOX_SECONDS = 5.0
 EVENTS_SECONDS = 5.0
@@ -52,6 +55,9 @@ REMINDER_SECONDS = 3600.0  # hourly; the per-day dedupe keeps it to one reminder
 # as soon as a replica is up, if none was then); the unique (plan, week) row keeps it to one a week.
 DIGEST_SECONDS = 600.0
 MIN_SWEEP_SECONDS = 60.0
+# Sends interrupted by a crash are finished once their lock (LOCK_SECONDS, 2 min) has lapsed; a minute
+# between looks keeps the wait after that short.
+RECOVER_SENDS_SECONDS = 60.0
 MIN_GEM_SECONDS = 60.0
 # A lease outlives three missed runs before another replica takes over, and never less than this, so a
 # long cycle of a fast job (IMOCHA_POLL_SECONDS=1) does not let a second replica in halfway through.
@@ -64,6 +70,7 @@ def intervals(poll_seconds: float) -> dict[str, float]:
     return {
         POLL: poll_seconds,
         SWEEP: max(MIN_SWEEP_SECONDS, 10 * poll_seconds),
+        RECOVER_SENDS: RECOVER_SENDS_SECONDS,
         REMINDERS: REMINDER_SECONDS,
         OUTBOX: OUTBOX_SECONDS,
         GEM: max(MIN_GEM_SECONDS, poll_seconds),
@@ -82,6 +89,7 @@ class Scheduler:
         session_factory: sessionmaker[Session],
         holder_id: str,
         clock: Callable[[], datetime],
+        around: Callable[[], AbstractContextManager[None]] = nullcontext,
     ):
         unknown = set(jobs) - set(JOB_IDS) - set(SHORT_NAMES)
         if unknown:
@@ -92,6 +100,9 @@ class Scheduler:
         self._sf = session_factory
         self._holder = holder_id
         self._clock = clock
+        # Each job runs inside `around()`: the composition root passes the ack gate's work(), so the
+        # jobs' iMocha and Slack calls and transactions let Slack's acks go first (bot/slack/acks.py).
+        self._around = around
         self.intervals = {job_id: seconds for job_id, seconds in intervals(poll_seconds).items() if job_id in self._jobs}
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -169,7 +180,8 @@ class Scheduler:
                 return False
             log.debug("job %s started", name)
             started = time.monotonic()
-            fn()
+            with self._around():
+                fn()
             elapsed = time.monotonic() - started
             log.debug("job %s finished in %.2fs", name, elapsed)
             if name in SINGLETONS:

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ats.gem import GemClient
 from bot.ats.greenhouse import HarvestClient, HarvestCredentials
-from bot.imocha import ImochaClient, Test
+from bot.domain import ImochaUnavailable
+from bot.imocha import ImochaClient, ImochaError, Test
 from bot.workspace.crypto import SecretBox
 from bot.workspace.test_lists import (  # noqa: F401 (the cache's names are still imported from here)
     NOT_SET_UP,
@@ -186,6 +187,14 @@ class Workspaces:
     def tests_for_picker(self, team_id: str, *, wait: float = PICKER_WAIT_SECONDS) -> list[Test] | None:
         """The test list for an options load, which must be answered at once (see TestListCache)."""
         return self._test_lists.tests_for_picker(team_id, wait=wait)
+
+    def test_options(self, team_id: str) -> list[Test] | None:
+        """`tests_for_picker` for the Slack layer: iMocha's failure comes back as ImochaUnavailable."""
+        try:
+            return self.tests_for_picker(team_id)
+        except ImochaError as exc:
+            kind = exc.__class__.__name__
+            raise ImochaUnavailable(f"iMocha's tests could not be loaded ({kind}).", kind=kind) from None
 
     def prefetch_tests(self, team_id: str) -> None:
         """Start loading the test list unless it is fresh: a modal with the test picker is opening."""

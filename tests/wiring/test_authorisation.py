@@ -71,3 +71,18 @@ def test_the_workflow_step_refuses_a_guest_as_sent_by_before_any_card(bot: Bot) 
     assert kind == "error" and "guests can't use iMocha assessments" in message
     assert bot.imocha.state.invitations() == []
     assert not [m for m in bot.slack.top_level(CHANNEL) if m.blocks]
+
+
+def test_resync_and_the_digest_on_demand_are_for_admins_whoever_calls(bot: Bot) -> None:
+    setup_workspace(bot)
+    services = bot.runtime.services
+    assert services.digests is not None
+    started: list[str] = []
+    with pytest.raises(NotAllowed):
+        services.poller.resync(TEAM, Actor(MEMBER), started=lambda: started.append(MEMBER))
+    with pytest.raises(NotAllowed):
+        services.digests.post_current_week(TEAM, Actor(MEMBER))
+    assert started == []  # refused before anyone is told it began, and before iMocha is asked
+    assert services.poller.resync(TEAM, Actor(ADMIN), started=lambda: started.append(ADMIN)) == 0
+    assert started == [ADMIN]
+    assert services.digests.post_current_week(TEAM, Actor(ADMIN)) == 0

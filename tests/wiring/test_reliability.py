@@ -244,9 +244,27 @@ def test_a_send_interrupted_between_invite_and_record_is_finished_once(bot: Bot)
     assert len(bot.imocha.state.invitations()) == 1
     settle(bot, lambda: _link_dms(bot) == 1)
 
-    # a second recovery (another replica, the next sweep) finds nothing to do
+    # a second recovery (another replica, the job's next run) finds nothing to do
     assert bot.runtime.services.assessments.recover_stuck_sends() == 0
     _quiet(bot)
     assert bot.imocha.state.count("/invite", "POST") == 1
     assert len(bot.imocha.state.invitations()) == 1
     assert _link_dms(bot) == 1
+
+
+def test_interrupted_sends_are_finished_by_their_own_singleton_job(bot: Bot) -> None:
+    from bot.runtime.app import build_scheduler
+    from bot.runtime.scheduler import RECOVER_SENDS, SINGLETONS
+
+    app_id = new_card(bot)
+    bot.imocha.invite(email="ada@example.com", name="Ada Lovelace")
+    _sending_since(bot, app_id, system_clock() - timedelta(minutes=10))
+    runtime = bot.runtime
+    sched = build_scheduler(runtime.settings, runtime.services, runtime.services.poller, runtime.session_factory, system_clock, "replica-a")
+    try:
+        assert RECOVER_SENDS in SINGLETONS and sched.intervals[RECOVER_SENDS] == 60
+        assert sched.run(RECOVER_SENDS) is True
+    finally:
+        sched.shutdown()
+    wait_headline(bot, "Assessment sent")
+    assert len(bot.imocha.state.invitations()) == 1
