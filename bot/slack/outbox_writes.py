@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -171,8 +172,9 @@ class SlackWrites:
         if application_id is None:
             return
         with self._card_locks.hold(application_id):
-            view, card = self._view(application_id)
-            if view is None or card is None:
+            with self._sf() as session:
+                card = repos.card_for(session, application_id)
+            if card is None:
                 return
             if not card.ts and not turn.first_posts:
                 raise LeaveForLane()
@@ -265,12 +267,10 @@ class SlackWrites:
         self._call("chat.postMessage", key, self._gateway.client(team_id).chat_postMessage, channel=channel, unfurl_links=False, **message)
 
 
+@dataclass(frozen=True)
 class _Turn:
     """What one delivery may do: wait this long for a rate slot, post first cards, and whether its claims hold."""
 
-    __slots__ = ("first_posts", "max_wait", "sure")
-
-    def __init__(self, max_wait: float, first_posts: bool, sure: Callable[[], bool]):
-        self.max_wait = max_wait
-        self.first_posts = first_posts
-        self.sure = sure
+    max_wait: float
+    first_posts: bool
+    sure: Callable[[], bool]
