@@ -569,15 +569,30 @@ def build_setup_modal(
             "block_id": ids.VALIDITY_BLOCK,
             "label": plain("Invitation valid for (days)"),
             "optional": True,
-            "element": {
-                "type": "number_input",
-                "action_id": ids.VALIDITY_INPUT,
-                "is_decimal_allowed": False,
-                "min_value": "1",
-                "max_value": "90",
-                "initial_value": str(validity_days),
-            },
+            "element": whole_number(ids.VALIDITY_INPUT, 1, 90, initial=validity_days),
         },
+        *_vendor_inputs(has_gem_key=has_gem_key, has_harvest=has_harvest, harvest_client_id=harvest_client_id),
+    ]
+    return _modal(ids.SETUP_VIEW, "iMocha setup", blocks)
+
+
+def whole_number(action_id: str, low: int, high: int, *, initial: int | None = None) -> dict[str, Any]:
+    """A `number_input` element for a whole number from `low` to `high`."""
+    element: dict[str, Any] = {
+        "type": "number_input",
+        "action_id": action_id,
+        "is_decimal_allowed": False,
+        "min_value": str(low),
+        "max_value": str(high),
+    }
+    if initial is not None:
+        element["initial_value"] = str(initial)
+    return element
+
+
+def _vendor_inputs(*, has_gem_key: bool, has_harvest: bool, harvest_client_id: str | None) -> list[Block]:
+    """The setup modal's optional ATS credentials: Gem's key and Greenhouse's Harvest V3 client."""
+    return [
         text_input(
             ids.GEM_KEY_BLOCK,
             ids.GEM_KEY_INPUT,
@@ -611,7 +626,6 @@ def build_setup_modal(
             ),
         ),
     ]
-    return _modal(ids.SETUP_VIEW, "iMocha setup", blocks)
 
 
 def build_message_modal(title: str, text: str) -> dict[str, Any]:
@@ -628,15 +642,7 @@ def build_plan_modal(*, plan: PlanView | None = None) -> dict[str, Any]:
     digest: dict[str, Any] = {"type": "checkboxes", "action_id": ids.DIGEST_INPUT, "options": [digest_off]}
     if plan and not plan.weekly_digest:
         digest["initial_options"] = [digest_off]
-    pass_mark: dict[str, Any] = {
-        "type": "number_input",
-        "action_id": ids.PASS_MARK_INPUT,
-        "is_decimal_allowed": False,
-        "min_value": "0",
-        "max_value": "100",
-    }
-    if plan and plan.pass_mark is not None:
-        pass_mark["initial_value"] = str(plan.pass_mark)
+    pass_mark = whole_number(ids.PASS_MARK_INPUT, 0, 100, initial=plan.pass_mark if plan else None)
     blocks: list[Block] = [
         text_input(
             ids.JOB_BLOCK,

@@ -210,7 +210,7 @@ def _register_plan_actions(app: App, services: Services) -> None:
         plan_id = parse.int_or_none(action.get("value"))
 
         def run() -> None:
-            plan = services.plans.get(team, plan_id or 0)
+            plan = services.plans.for_edit(team, Actor(user), plan_id or 0)
             services.workspaces.prefetch_tests(team)
             client.views_open(trigger_id=body["trigger_id"], view=blocks.build_plan_modal(plan=plan))
 
@@ -231,7 +231,7 @@ def _register_plan_actions(app: App, services: Services) -> None:
                 user,
                 respond,
                 lambda: client.views_open(
-                    trigger_id=body["trigger_id"], view=blocks.build_plan_modal(plan=services.plans.get(team, plan_id))
+                    trigger_id=body["trigger_id"], view=blocks.build_plan_modal(plan=services.plans.for_edit(team, Actor(user), plan_id))
                 ),
             )
         elif verb == "remove":
@@ -353,8 +353,7 @@ def _guarded(services: Services, team: str, user: str, respond: Respond | None, 
 
 
 def _open_setup(services: Services, team: str, user: str, trigger_id: str, client: WebClient) -> None:
-    services.access.require_admin(team, user, "set up iMocha")
-    current = services.workspaces.settings(team)
+    current = services.setup.current(team, Actor(user))
     client.views_open(
         trigger_id=trigger_id,
         view=blocks.build_setup_modal(
@@ -369,24 +368,17 @@ def _open_setup(services: Services, team: str, user: str, trigger_id: str, clien
 
 
 def _open_plan(services: Services, team: str, user: str, trigger_id: str, client: WebClient) -> None:
-    services.access.require_member(team, user)
-    if not services.workspaces.settings(team).has_imocha_key:
-        raise DomainError("iMocha is not set up yet: an admin can run `/imocha setup` first.")
-    services.workspaces.prefetch_tests(team)  # the modal's test picker loads its options from the cache
+    services.setup.start_picking_a_test(team, Actor(user))  # the modal's test picker loads its options from the cache
     client.views_open(trigger_id=trigger_id, view=blocks.build_plan_modal())
 
 
 def _open_manual_send(services: Services, team: str, user: str, trigger_id: str, client: WebClient) -> None:
-    services.access.require_member(team, user)
-    if not services.workspaces.settings(team).has_imocha_key:
-        raise DomainError("iMocha is not set up yet: an admin can run `/imocha setup` first.")
-    services.workspaces.prefetch_tests(team)
+    services.setup.start_picking_a_test(team, Actor(user))
     client.views_open(trigger_id=trigger_id, view=blocks.build_manual_send_modal())
 
 
 def _plans(services: Services, team: str, user: str, respond: Respond) -> None:
-    services.access.require_member(team, user)
-    plans = services.plans.list(team)
+    plans = services.plans.list(team, Actor(user))
     respond(blocks=blocks.build_plans_list(plans), text="Interview plans", response_type="ephemeral")
 
 

@@ -10,7 +10,7 @@ from slack_bolt.listener.builtins import TokenRevocationListeners
 from slack_sdk import WebClient
 
 from bot.digest import DigestStats
-from bot.domain import DomainError, ImochaUnavailable, normalise_key
+from bot.domain import Actor, DomainError, ImochaUnavailable, normalise_key
 from bot.runtime.services import Services
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
@@ -34,7 +34,7 @@ def publish_home(services: Services, client: WebClient, team: str, user: str, pa
         shown=data.shown,
         page=data.page,
         configured=settings.has_imocha_key,
-        is_admin=settings.has_imocha_key or services.access.is_admin(team, user),
+        is_admin=settings.has_imocha_key or services.setup.allowed(team, Actor(user)),
     )
     client.views_publish(user_id=user, view=view)
 

@@ -311,15 +311,27 @@ def hold_result_dms(slack: FakeSlack) -> None:
     slack.hold(result_dm)
 
 
-def kill_after_the_announcement(proc: subprocess.Popen[str], slack: FakeSlack, card_index: int) -> float:
-    """SIGKILL once the completion is announced in the card's thread and the owner's DM is in flight;
-    the DM never reaches Slack. Returns the moment of the kill (time.monotonic)."""
+def kill_after_the_announcement(proc: subprocess.Popen[str], slack: FakeSlack, card_index: int, database_url: str) -> float:
+    """SIGKILL once the completion is announced in the card's thread (and recorded as delivered) and the
+    owner's DM is in flight; the DM never reaches Slack. Returns the moment of the kill (time.monotonic).
+
+    The channel's lane and the owner's DM lane run in parallel, so "announced in Slack" alone could land
+    the kill between Slack's answer and the outbox row's commit: a crash there is at-least-once (the
+    reply is sent again), which is not the case this test is about."""
+
+    engine = make_engine(database_url)
 
     def announced() -> bool:
         found = cards(slack)
-        return len(found) > card_index and any("completed" in (m.text or "") for m in slack.thread(CHANNEL, found[card_index].ts))
+        if not (len(found) > card_index and any("completed" in (m.text or "") for m in slack.thread(CHANNEL, found[card_index].ts))):
+            return False
+        with engine.connect() as conn:
+            return not conn.execute(text("SELECT 1 FROM slack_outbox WHERE lane = :c AND done_at IS NULL"), {"c": CHANNEL}).first()
 
-    wait(lambda: announced() and slack.holding >= 1, 15, "the completion was not announced, or the owner's DM never started")
+    try:
+        wait(lambda: announced() and slack.holding >= 1, 15, "the completion was not announced, or the owner's DM never started")
+    finally:
+        engine.dispose()
     sigkill(proc)
     killed = time.monotonic()
     slack.release()  # the held DM's client is gone: the fake drops it
@@ -354,7 +366,7 @@ def test_after_a_sigkill_past_the_announcement_the_owners_dm_arrives_within_seco
         try:
             hold_result_dms(slack)
             complete(bot, imocha.invitations()[0].id)  # type: ignore[arg-type]  # the callback: the killed process claims the writes
-            killed = kill_after_the_announcement(proc, slack, 0)
+            killed = kill_after_the_announcement(proc, slack, 0, database["DATABASE_URL"])
             wait(lambda: len(result_dms(slack)) == 1, 15, "the surviving replica never sent the owner's DM")
             delays["replica, from the kill"] = time.monotonic() - killed
         finally:
@@ -369,7 +381,7 @@ def test_after_a_sigkill_past_the_announcement_the_owners_dm_arrives_within_seco
         wait(lambda: link_dms(slack) == 2 and len(imocha.invitations()) == 2, 10, "the second link DM was not sent")
         hold_result_dms(slack)
         complete(bot, imocha.invitations()[1].id)  # type: ignore[arg-type]
-        killed = kill_after_the_announcement(proc, slack, 1)
+        killed = kill_after_the_announcement(proc, slack, 1, database["DATABASE_URL"])
         bot.sender.close()
         restarted = time.monotonic()
         proc, bot = start_bot(tmp_path, slack, fake_imocha, database)

@@ -106,6 +106,18 @@ def test_services_build_no_block_kit_and_write_no_mentions() -> None:
     assert found == []
 
 
+def test_handlers_decide_no_permission() -> None:
+    """Who may act is the services' decision: a handler never asks `Access` itself (it would be skipped
+    by the Workflow Builder step, an events replay or any other caller of the service)."""
+    found = [
+        f"{rel}:{node.lineno} uses .{node.attr}"
+        for rel, tree in sources("handlers")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and (node.attr == "access" or node.attr.startswith("require_"))
+    ]
+    assert found == []
+
+
 def test_the_scan_sees_top_level_and_lazy_imports() -> None:
     """The scan itself works (guards against rules that pass because they read nothing)."""
     tree = ast.parse("from bot.domain import AppStatus\n\ndef f():\n    import handlers.blocks\n")

@@ -81,7 +81,7 @@ class WorkflowStep:
             raise StepFailed("“Channel for the card” must be a channel; leave it empty for the plan's hiring channel.")
         if not self._workspaces.settings(team_id).has_imocha_key:
             raise StepFailed("iMocha is not set up in this workspace: an admin has to run /imocha setup first.")
-        test_id, test_name = self._test(team_id, job, inputs.get("test_id"))
+        test_id, test_name = self._test(team_id, Actor(user), job, inputs.get("test_id"))
         log.info("workflow step %s: sending test %s for %s", execution_id, test_id, job)
         intake = self._intake.receive_manual(
             team_id, Actor(user), name=name, email=email, job=job, test_id=test_id, test_name=test_name, channel_id=channel
@@ -99,9 +99,9 @@ class WorkflowStep:
         link = view.invitation.test_url if view.invitation and view.status in DONE else ""
         return StepOutputs(test_link=link, card_permalink=self._permalink(team_id, view.card_channel_id, view.card_ts), status=view.status)
 
-    def _test(self, team_id: str, job: str, raw: Any) -> tuple[int, str]:
+    def _test(self, team_id: str, actor: Actor, job: str, raw: Any) -> tuple[int, str]:
         if raw in (None, ""):
-            plan = next((p for p in self._plans.list(team_id) if normalise_key(p.job_label) == normalise_key(job)), None)
+            plan = next((p for p in self._plans.list(team_id, actor) if normalise_key(p.job_label) == normalise_key(job)), None)
             if plan is None:
                 raise StepFailed(f"No interview plan matches the job “{job[:100]}”: give the step an iMocha test id.")
             return plan.test_id, plan.test_name

@@ -47,14 +47,20 @@ class Plans:
         self._sf = session_factory
         self._access = access
 
-    def list(self, team_id: str) -> list[PlanView]:
+    def list(self, team_id: str, actor: Actor) -> list[PlanView]:
+        """The workspace's plans, for any full member (`/imocha plans`, the Workflow Builder step)."""
+        self._access.require_member(team_id, actor.user_id)
         with self._sf() as session:
             ws = repos.workspace_by_team(session, team_id)
             return [] if ws is None else [plan_view(p) for p in repos.plans_for(session, ws.id)]
 
-    def get(self, team_id: str, plan_id: int) -> PlanView:
+    def for_edit(self, team_id: str, actor: Actor, plan_id: int) -> PlanView:
+        """A plan to fill the edit modal with: asked before the form opens, so a refusal costs no typing."""
+        self._access.require_member(team_id, actor.user_id)
         with self._sf() as session:
-            return plan_view(self._plan(session, team_id, plan_id))
+            plan = self._plan(session, team_id, plan_id)
+            self._require_owner(team_id, actor, plan, "edit")
+            return plan_view(plan)
 
     def save(self, team_id: str, actor: Actor, data: PlanInput, *, plan_id: int | None = None) -> PlanView:
         """Create a plan (any full member), or edit one (its creator or an admin). A duplicate job+stage is refused."""
@@ -68,8 +74,7 @@ class Plans:
                     session.add(plan)
                 else:
                     plan = self._plan(session, team_id, plan_id)
-                    if plan.created_by != user_id and not self._access.is_admin(team_id, user_id):
-                        raise NotAllowed("Only the plan's creator or an admin can edit it.")
+                    self._require_owner(team_id, actor, plan, "edit")
                 plan.job_key = normalise_key(data.job)
                 plan.job_label = " ".join(data.job.split())
                 plan.stage_key = normalise_key(data.stage)
@@ -100,8 +105,7 @@ class Plans:
         user_id = actor.user_id
         with self._sf.begin() as session:
             plan = self._plan(session, team_id, plan_id)
-            if plan.created_by != user_id and not self._access.is_admin(team_id, user_id):
-                raise NotAllowed("Only the plan's creator or an admin can remove it.")
+            self._require_owner(team_id, actor, plan, "remove")
             view = plan_view(plan)
             repos.audit(
                 session,
@@ -112,6 +116,10 @@ class Plans:
             )
             session.delete(plan)
             return view
+
+    def _require_owner(self, team_id: str, actor: Actor, plan: Plan, verb: str) -> None:
+        if plan.created_by != actor.user_id and not self._access.is_admin(team_id, actor.user_id):
+            raise NotAllowed(f"Only the plan's creator or an admin can {verb} it.")
 
     @staticmethod
     def _plan(session: Session, team_id: str, plan_id: int) -> Plan:

@@ -16,7 +16,7 @@ from bot import imocha
 from bot.ats import gem, greenhouse
 from bot.domain import Actor, DomainError
 from bot.slack.access import Access
-from bot.workspace.settings import SetupInput, Workspaces
+from bot.workspace.settings import SetupInput, Workspaces, WorkspaceSettings
 
 log = logging.getLogger("bot.workspace.setup")
 
@@ -47,6 +47,19 @@ class WorkspaceSetup:
     def allowed(self, team_id: str, actor: Actor) -> bool:
         """Whether `actor` may change the setup (the modal answers at once; `setup` checks again)."""
         return self._access.is_admin(team_id, actor.user_id)
+
+    def current(self, team_id: str, actor: Actor) -> WorkspaceSettings:
+        """The settings the setup modal opens with; only admins may open it."""
+        self._access.require_admin(team_id, actor.user_id, "set up iMocha")
+        return self._workspaces.settings(team_id)
+
+    def start_picking_a_test(self, team_id: str, actor: Actor) -> None:
+        """A member is about to choose an iMocha test (the plan and manual-send modals): iMocha must be set
+        up, and the test list starts loading so the modal's picker finds it cached."""
+        self._access.require_member(team_id, actor.user_id)
+        if not self._workspaces.settings(team_id).has_imocha_key:
+            raise DomainError("iMocha is not set up yet: an admin can run `/imocha setup` first.")
+        self._workspaces.prefetch_tests(team_id)
 
     def setup(self, team_id: str, actor: Actor, data: SetupInput) -> SetupOutcome:
         """Check what changed live, then save; only workspace admins (and IMOCHA_ADMINS) may."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain import Actor, AppStatus, NotAllowed
+from bot.domain import Actor, AppStatus, DomainError, NotAllowed
 from bot.workspace.plans import PlanInput
 from tests.fakes.imocha import PYTHON_TEST_ID
 from tests.wiring.conftest import ADMIN, CHANNEL, GUEST, MEMBER, OUTSIDER, RECRUITER, TEAM, Bot, setup_workspace
@@ -61,6 +61,12 @@ def test_plans_are_for_full_members_and_edited_by_their_creator_or_an_admin(bot:
         plans.save(TEAM, Actor(MEMBER), data, plan_id=plan.id)
     with pytest.raises(NotAllowed):
         plans.remove(TEAM, Actor(MEMBER), plan.id)
+    with pytest.raises(NotAllowed):  # refused when the edit form would open, before any typing
+        plans.for_edit(TEAM, Actor(MEMBER), plan.id)
+    with pytest.raises(NotAllowed):
+        plans.list(TEAM, Actor(GUEST))
+    assert [p.id for p in plans.list(TEAM, Actor(MEMBER))] == [plan.id]
+    assert plans.for_edit(TEAM, Actor(ADMIN), plan.id).job_label == "Backend Engineer"
     assert plans.save(TEAM, Actor(ADMIN), data, plan_id=plan.id).id == plan.id
     assert plans.remove(TEAM, Actor(RECRUITER), plan.id).id == plan.id
 
@@ -86,3 +92,16 @@ def test_resync_and_the_digest_on_demand_are_for_admins_whoever_calls(bot: Bot) 
     assert services.poller.resync(TEAM, Actor(ADMIN), started=lambda: started.append(ADMIN)) == 0
     assert started == [ADMIN]
     assert services.digests.post_current_week(TEAM, Actor(ADMIN)) == 0
+
+
+def test_the_setup_form_is_for_admins_and_the_test_pickers_for_members_of_a_set_up_workspace(bot: Bot) -> None:
+    setup = bot.runtime.services.setup
+    with pytest.raises(DomainError, match="not set up yet"):
+        setup.start_picking_a_test(TEAM, Actor(RECRUITER))
+    setup_workspace(bot)
+    with pytest.raises(NotAllowed):
+        setup.current(TEAM, Actor(RECRUITER))
+    assert setup.current(TEAM, Actor(ADMIN)).has_imocha_key
+    with pytest.raises(NotAllowed):
+        setup.start_picking_a_test(TEAM, Actor(GUEST))
+    setup.start_picking_a_test(TEAM, Actor(RECRUITER))
