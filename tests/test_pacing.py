@@ -112,3 +112,14 @@ def test_the_local_budget_sleeps_until_the_slot_and_never_longer_than_its_cap() 
     tight = LocalBudget(max_wait=0.1, monotonic=lambda: 0.0, sleep=lambda s: None)
     for _ in range(20):
         assert tight.wait_for("T1/chat.postEphemeral", LIMITS["chat.postEphemeral"]) <= 0.1
+
+
+def test_the_durable_queues_back_off_by_doubling_up_to_a_cap_and_retry_after_wins() -> None:
+    from bot.runtime.backoff import Backoff
+
+    backoff = Backoff(first=5.0, cap=30.0)
+    assert [backoff.after(n) for n in (1, 2, 3, 4, 5)] == [5.0, 10.0, 20.0, 30.0, 30.0]
+    assert backoff.after(0) == 5.0  # nothing failed yet counts as the first
+    assert backoff.after(3, retry_after=7.5) == 7.5
+    with pytest.raises(ValueError):
+        Backoff(first=10.0, cap=5.0)

@@ -31,6 +31,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.runtime.backoff import Backoff
 from bot.vendors.http import retry_after_seconds
 from store import repos
 from store.models import Application, AuditEntry, Candidate, EventDelivery, Invitation, Job, Workspace
@@ -54,8 +55,7 @@ EVENT_TYPES = {
     "decision_undone": "assessment.decision_undone",  # `decision`: the one taken back
 }
 RETRY_FOR = timedelta(hours=24)
-FIRST_DELAY = 5.0
-MAX_DELAY = 3600.0
+BACKOFF = Backoff(first=5.0, cap=3600.0)
 BATCH = 500
 DELIVERED, CLOSED, WAITING = "delivered", "closed", "waiting"
 
@@ -238,7 +238,7 @@ class EventDeliverer:
             self._close(delivery_id, attempts + 1, outcome.error)
             log.error("event %s %s refused by the receiver (%s); not retried", event["id"], event["type"], outcome.error)
             return CLOSED
-        delay = outcome.retry_after if outcome.retry_after is not None else min(MAX_DELAY, FIRST_DELAY * 2**attempts)
+        delay = BACKOFF.after(attempts + 1, retry_after=outcome.retry_after)
         if now + timedelta(seconds=delay) > occurred + RETRY_FOR:
             self._close(delivery_id, attempts + 1, f"gave up after 24 hours: {outcome.error}")
             log.error("event %s %s gave up after %d attempts: %s", event["id"], event["type"], attempts + 1, outcome.error)

@@ -17,12 +17,14 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.runtime.backoff import Backoff
 from bot.runtime.claims import ClaimKeeper, ClaimTable
 from store.models import OutboxMessage, Workspace
 
 log = logging.getLogger("bot.slack.outbox")
 
 MAX_ATTEMPTS = 12
+BACKOFF = Backoff(first=2.0, cap=300.0)  # after a failed Slack write: 2 s doubling, at most 5 min
 CLAIMS = ClaimTable("slack_outbox", OutboxMessage, OutboxMessage.claimed_by, OutboxMessage.claimed_until, OutboxMessage.done_at.is_(None))
 PERMANENT = {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments", "user_not_found", "account_inactive"}
 
@@ -168,7 +170,7 @@ class OutboxRows:
                 stored.last_error = f"gave up after {stored.attempts} attempts: {error}"
                 log.error("outbox %s #%s gave up: %s", stored.kind, row.id, error)
                 return
-            wait = delay if delay is not None else min(2**stored.attempts, 300)
+            wait = BACKOFF.after(stored.attempts, retry_after=delay)
             stored.next_attempt_at = self._clock() + timedelta(seconds=wait)
             if error:
                 stored.last_error = error
