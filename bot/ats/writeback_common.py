@@ -1,0 +1,104 @@
+"""What the decision write-back's modules share (bot/ats/writeback.py tells the whole story).
+
+Owns the vocabulary — targets, actions, outcomes, the retry limits, the claim table — the two ways a
+write can fail (`Permanent`, `Later`) and the one way it can be abandoned (`Lost`), the claimed row as
+the writers see it (`Job`), the per-workspace pause after a 429 (`RateLimits`), and the Slack email
+lookup both writers start from. It imports no other write-back module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.runtime.claims import ClaimTable
+from store.models import AtsWriteback
+
+GREENHOUSE, GEM = "greenhouse", "gem"
+ADVANCE, REJECT, UNDO_ADVANCE, UNDO_REJECT = "advance", "reject", "undo_advance", "undo_reject"
+WRITTEN, ALREADY, CANCELLED, NOT_NEEDED, FAILED = "written", "already", "cancelled", "not_needed", "failed"
+
+MAX_ATTEMPTS = 8
+BACKOFF = timedelta(seconds=30)
+MAX_BACKOFF = timedelta(minutes=30)
+DEFAULT_RETRY_AFTER = timedelta(seconds=60)
+TARGET_NAMES = {GREENHOUSE: "Greenhouse", GEM: "Gem"}
+# While a row is claimed its next_attempt_at is the claim's expiry.
+CLAIMS = ClaimTable("ats_writebacks", AtsWriteback, AtsWriteback.claimed_by, AtsWriteback.next_attempt_at, AtsWriteback.done_at.is_(None))
+NOTE_FOOTER = "Posted by the iMocha Slack bot."
+# Where a failure's words name the person who decided: handlers/blocks.py puts their Slack mention there,
+# audit entries and logs their user id. Outside text in the words is left as it is; the renderer escapes it.
+ACTOR = "{actor}"
+
+
+class Permanent(Exception):
+    """Asking again will not help: the row fails at once, with `reason` and `hint` in the thread reply."""
+
+    def __init__(self, reason: str, hint: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
+
+
+class Later(Exception):
+    """A transient failure: try again after `delay` (None: the backoff), counting an attempt."""
+
+    def __init__(self, reason: str, delay: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class Lost(Exception):
+    """This process's claim may have lapsed before the write: leave the row to whoever holds it now."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one claimed row needs, read in the claiming transaction."""
+
+    id: int
+    workspace_id: int
+    team_id: str
+    application_id: int
+    target: str
+    action: str
+    actor: str
+    attempts: int
+    payload: dict[str, Any]
+    external_id: str
+    external_stage_id: str | None
+    external_candidate_id: str | None
+    job_external_id: str
+    candidate_name: str
+    job_name: str
+    stage_name: str
+    score: str | None
+    forward: dict[str, Any] | None  # the reversed row's action, outcome and payload (undo rows)
+
+
+class RateLimits:
+    """Per workspace, when this process may write again after the ATS answered 429 (its other rows wait too)."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._not_before: dict[int, datetime] = {}
+
+    def pause(self, workspace_id: int, retry_after: float | None) -> timedelta:
+        """Hold the workspace's writes for `retry_after` seconds (None: the default); returns the wait."""
+        wait = timedelta(seconds=retry_after) if retry_after else DEFAULT_RETRY_AFTER
+        self._not_before[workspace_id] = self._clock() + wait
+        return wait
+
+    def until(self, workspace_id: int) -> datetime | None:
+        return self._not_before.get(workspace_id)
+
+
+def actor_email(slack_email: Callable[[str, str], str | None], job: Job) -> str | None:
+    """The decider's Slack email (None: Slack has none); Slack being away is transient, the decision stays queued."""
+    try:
+        return slack_email(job.team_id, job.actor)
+    except Exception as exc:
+        raise Later(f"Slack could not say who {ACTOR} is ({exc.__class__.__name__})") from exc
