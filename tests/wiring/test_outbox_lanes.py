@@ -75,7 +75,9 @@ def test_a_burst_into_one_channel_goes_at_one_card_a_second_in_ats_order_each_on
     posts = wait_for_cards(paced.slack, "CFLOOD", 10, timeout=30)
     assert candidates(posts) == [f"{i:03d}" for i in range(10)]  # ATS order, none twice, none lost
     rate = sustained_rate(posts)
-    assert 0.95 <= rate <= 1.1, rate  # Slack's pace: not below it, not above it
+    # Slack's pace, neither well below nor above it. The fake logs arrivals, so a loaded machine's
+    # scheduling jitter shows as a tenth of a second either way; a budget not kept would be 3/s here.
+    assert 0.8 <= rate <= 1.2, rate
     assert paced.slack.violations == []
 
 
@@ -108,7 +110,7 @@ def test_a_429_is_waited_out_and_the_order_holds(paced: Bot) -> None:
     refused, *later = [c for c in calls if c.at > asked_at]
     assert candidates([refused]) == ["004"] and candidates(later) == ["004", "005", "006"]
     assert later[0].at - refused.at >= 2.0  # nothing went to Slack before Retry-After had passed
-    assert all(b.at - a.at >= 0.9 for a, b in itertools.pairwise(later))
+    assert all(b.at - a.at >= 0.8 for a, b in itertools.pairwise(later))  # a second apart, less arrival jitter
     shown = [str(m.text).split("Candidate ")[1][:3] for m in paced.slack.top_level("CLIMIT")]
     assert shown == [f"{i:03d}" for i in range(7)]  # in ATS order, each once
 
@@ -139,4 +141,4 @@ def test_two_replicas_spend_one_budget_per_channel_and_keep_the_order(two_replic
     posts = wait_for_cards(first.slack, "CSHARED", 10, timeout=30)
     assert candidates(posts) == [f"{i:03d}" for i in range(10)]
     rate = sustained_rate(posts)
-    assert 0.95 <= rate <= 1.1, rate  # one per second between them, not two
+    assert 0.8 <= rate <= 1.2, rate  # one per second between them, not two (jitter as above)
