@@ -11,7 +11,8 @@ from slack_bolt import BoltResponse
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.slack.acks import AckGate
-from bot.slack.socket_mode import HandledEnvelopes, _AckPool, _Socket, ack_payload, envelope_keys
+from bot.slack.socket_envelopes import AckPool
+from bot.slack.socket_mode import HandledEnvelopes, _Socket, ack_payload, envelope_keys
 
 
 def _event(envelope_id: str, event_id: str, retry: int = 0) -> SocketModeRequest:
@@ -83,7 +84,7 @@ def test_the_socket_wrapper_turns_end_of_file_into_an_error_and_waits_a_short_wh
 def test_each_message_counts_on_the_acks_gate_until_its_worker_is_done() -> None:
     gate = AckGate(max_wait=5)
     release = threading.Event()
-    pool = _AckPool(gate, max_workers=2)
+    pool = AckPool(gate, max_workers=2)
     try:
         futures = [pool.submit(release.wait, 5) for _ in range(3)]
         assert gate.answering == 3  # the third is queued and counts too

@@ -115,11 +115,8 @@ class Invitations:
             existing_id = self._latest.get(key)
             if existing_id is not None:
                 inv = self.get_locked(existing_id)
-                if inv.status == PENDING:
-                    inv.start_at, inv.end_at, inv.time_zone_id = start, end, time_zone_id
-                elif inv.status in (CANCELLED, EXPIRED):
-                    inv.start_at, inv.end_at, inv.time_zone_id = start, end, time_zone_id
-                    set_status(inv, PENDING, now)
+                if inv.status in (PENDING, CANCELLED, EXPIRED):
+                    _reopen(inv, start, end, time_zone_id, now=now)
                 # Complete, Test Left, Terminated, In Progress: the same invitation, unchanged.
                 return copy.deepcopy(self._refresh_locked(inv)), False
             inv = self._add_locked(
@@ -150,13 +147,11 @@ class Invitations:
             if inv.status == IN_PROGRESS:
                 raise InvalidTransition(f"Reattempt is not allowed on Test invitation id: {inv.id} which is in inprogress state.")
             if inv.status in (PENDING, CANCELLED, EXPIRED):
-                inv.start_at, inv.end_at, inv.time_zone_id = start, end, time_zone_id
                 if callback_url:
                     inv.callback_url = callback_url
                 if redirect_url:
                     inv.redirect_url = redirect_url
-                if inv.status != PENDING:
-                    set_status(inv, PENDING, now)
+                _reopen(inv, start, end, time_zone_id, now=now)
                 return copy.deepcopy(self._refresh_locked(inv))
             # Complete / Test Left / Terminated: a new invitation inheriting all but the window.
             test = self._catalogue.test_locked(inv.test_id)
@@ -207,28 +202,8 @@ class Invitations:
         now: datetime,
     ) -> Invitation:
         """A new pending invitation, valid from now for the default validity until the caller says otherwise."""
-        counts = [0] * len(test.sections)
-        for question in test.questions:
-            counts[question.section] += 1
-        inv = Invitation(
-            id=self._next_id,
-            test_id=test.test_id,
-            test_link_id=test_link_id,
-            test_name=test.name,
-            email=email,
-            name=name,
-            callback_url=callback_url,
-            redirect_url=redirect_url,
-            send_email=False,
-            status=PENDING,
-            start_at=now,
-            end_at=now + DEFAULT_VALIDITY,
-            created_at=now,
-            status_changed_at=now,
-            token=new_token(),
-            report_token=new_token(),
-            total_points=test.total_points,
-            sections=[SectionResult(s.section_id, s.name, s.points, counts[i], s.duration) for i, s in enumerate(test.sections)],
+        inv = _new_invitation(
+            self._next_id, test, test_link_id, email=email, name=name, callback_url=callback_url, redirect_url=redirect_url, now=now
         )
         self._next_id += 1
         self._invitations[inv.id] = inv
@@ -251,3 +226,47 @@ def _window(start: datetime | None, end: datetime | None, *, now: datetime) -> t
     if end <= start:
         raise InvalidRequest("'endDateTime' must be later than 'startDateTime'.")
     return start, end
+
+
+def _reopen(inv: Invitation, start: datetime, end: datetime, time_zone_id: int | None, *, now: datetime) -> None:
+    """A pending, cancelled or expired invitation gets a new window and is pending (again)."""
+    inv.start_at, inv.end_at, inv.time_zone_id = start, end, time_zone_id
+    if inv.status != PENDING:
+        set_status(inv, PENDING, now)
+
+
+def _new_invitation(
+    inv_id: int,
+    test: ImochaTest,
+    test_link_id: int,
+    *,
+    email: str,
+    name: str,
+    callback_url: str | None,
+    redirect_url: str | None,
+    now: datetime,
+) -> Invitation:
+    """The record of invitation `inv_id` to `test`: pending, fresh page tokens, one result per section of the test."""
+    counts = [0] * len(test.sections)
+    for question in test.questions:
+        counts[question.section] += 1
+    return Invitation(
+        id=inv_id,
+        test_id=test.test_id,
+        test_link_id=test_link_id,
+        test_name=test.name,
+        email=email,
+        name=name,
+        callback_url=callback_url,
+        redirect_url=redirect_url,
+        send_email=False,
+        status=PENDING,
+        start_at=now,
+        end_at=now + DEFAULT_VALIDITY,
+        created_at=now,
+        status_changed_at=now,
+        token=new_token(),
+        report_token=new_token(),
+        total_points=test.total_points,
+        sections=[SectionResult(s.section_id, s.name, s.points, counts[i], s.duration) for i, s in enumerate(test.sections)],
+    )

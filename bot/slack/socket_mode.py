@@ -5,7 +5,8 @@ client leaves to its user:
 
 - **Acks first.** Each envelope counts on the acks gate (`bot/slack/acks.py`) from the moment it is read
   off the socket until its ack is written, as HTTP requests do in `bot/runtime/web.py`, so the work after
-  the acks waits for them. Envelopes go from the receive thread straight to the ack workers.
+  the acks waits for them. Envelopes go from the receive thread straight to the ack workers, and what
+  happens to each one there is `bot/slack/socket_envelopes.py`'s (`EnvelopeHandler`).
 - **Once per envelope.** Slack delivers an envelope again when it did not get the ack (the socket
   dropped first), with the same `envelope_id`, or for events a new one with `retry_attempt` and the
   same `event_id`. A re-delivery of one already handled is answered with the first ack and not run
@@ -32,26 +33,19 @@ import logging
 import select
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
-from slack_bolt import App, BoltRequest, BoltResponse
-from slack_sdk.errors import SlackApiError, SlackClientNotConnectedError
+from slack_bolt import App
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin import SocketModeClient
-from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
-from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.runtime import metrics
-from bot.runtime.logs import new_request_id
 from bot.slack.acks import AckGate
+from bot.slack.socket_envelopes import AckPool, EnvelopeHandler, HandledEnvelopes, ack_payload, envelope_keys
 
 log = logging.getLogger("bot.slack.socket_mode")
-
-T = TypeVar("T")
 
 # apps.connections.open errors that no retry fixes: the app-level token is wrong, revoked or lacks connections:write.
 REFUSED = frozenset(
@@ -72,74 +66,6 @@ class LinkStatus:
     down_seconds: float
     healthy: bool
     reason: str | None = None
-
-
-# -- handled envelopes -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Entry:
-    done: threading.Event = field(default_factory=threading.Event)
-    acked: bool = False
-    payload: dict[str, Any] | None = None
-
-
-class HandledEnvelopes:
-    """Which envelopes this process handled and what it answered, so that a re-delivery is answered, not run.
-
-    Keys are `envelope:<id>` and, for events, `event:<event_id>`; the last `limit` deliveries are kept.
-    A delivery that was not acknowledged (Bolt did not answer 200) is forgotten, so Slack's retry of it
-    runs again.
-    """
-
-    def __init__(self, limit: int = 4096):
-        self.limit = limit
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def claim(self, keys: list[str]) -> tuple[bool, _Entry]:
-        """(True, new entry) for a first delivery; (False, the earlier one's entry) for a re-delivery."""
-        with self._lock:
-            for key in keys:
-                earlier = self._entries.get(key)
-                if earlier is not None:
-                    for other in keys:
-                        self._entries.setdefault(other, earlier)
-                    return False, earlier
-            entry = _Entry()
-            for key in keys:
-                self._entries[key] = entry
-            while len(self._entries) > self.limit:
-                self._entries.popitem(last=False)
-            return True, entry
-
-    def finish(self, keys: list[str], entry: _Entry, *, acked: bool, payload: dict[str, Any] | None) -> None:
-        with self._lock:
-            entry.acked, entry.payload = acked, payload
-            if not acked:
-                for key in keys:
-                    if self._entries.get(key) is entry:
-                        del self._entries[key]
-        entry.done.set()
-
-
-def envelope_keys(request: SocketModeRequest) -> list[str]:
-    keys = [f"envelope:{request.envelope_id}"]
-    event_id = request.payload.get("event_id") if request.type == "events_api" else None
-    if isinstance(event_id, str) and event_id:
-        keys.append(f"event:{event_id}")
-    return keys
-
-
-def ack_payload(response: BoltResponse) -> dict[str, Any] | None:
-    """What goes back with the ack, as Bolt's Socket Mode adapter sends it: a JSON body, or text as {"text": ...}."""
-    if not response.body:
-        return None
-    content_type = (response.headers.get("content-type") or [""])[0]
-    if content_type.startswith("application/json"):
-        data = json.loads(response.body)
-        return data if isinstance(data, dict) else {"text": response.body}
-    return {"text": response.body}
 
 
 # -- the link -----------------------------------------------------------------------------------------
@@ -249,15 +175,15 @@ class SocketModeLink:
         self.down_limit = down_limit
         self.retry_interval = retry_interval
         self.max_retry_interval = max_retry_interval
-        self.duplicate_wait = duplicate_wait
-        self.handled = HandledEnvelopes()
+        self.envelopes = EnvelopeHandler(bolt, duplicate_wait=duplicate_wait)
+        self.handled: HandledEnvelopes = self.envelopes.handled
         self.stop_listeners: list[Callable[[str], None]] = []
         self.client: _Client | None = None
         self._health = _LinkHealth(lambda: self.monotonic())
         self._closing = threading.Event()
         self._watcher: threading.Thread | None = None
         self._hello_session: str | None = None
-        self.pool: _AckPool | None = None
+        self.pool: AckPool | None = None
         self._refresh = False
 
     # -- public ---------------------------------------------------------------------------------
@@ -268,7 +194,7 @@ class SocketModeLink:
         Raises SocketModeStopped when Slack refuses the app-level token or has Socket Mode disabled.
         """
         if self.client is None:
-            self.pool = _AckPool(self.gate, self.threads)
+            self.pool = AckPool(self.gate, self.threads)
             self.client = _Client(self)
             self._health.down_since = self.monotonic()
             self._health.raise_on_stop = True
@@ -289,6 +215,15 @@ class SocketModeLink:
     @property
     def stopped(self) -> bool:
         return self._health.stop_reason is not None
+
+    @property
+    def duplicate_wait(self) -> float:
+        """How long a re-delivery waits for the first delivery's ack (`EnvelopeHandler`)."""
+        return self.envelopes.duplicate_wait
+
+    @duplicate_wait.setter
+    def duplicate_wait(self, seconds: float) -> None:
+        self.envelopes.duplicate_wait = seconds
 
     def close(self) -> None:
         """Take no new envelopes (Slack delivers them again elsewhere), ack those in hand, then disconnect."""
@@ -339,7 +274,7 @@ class SocketModeLink:
 
     def _receive(self, raw: str) -> None:
         """Every message the connection reads, on its receive thread: hello and disconnect are handled here,
-        envelopes are counted on the acks gate at once and handed to the ack workers (`_handle`)."""
+        envelopes are counted on the acks gate at once and handed to the ack workers (`EnvelopeHandler.handle`)."""
         try:
             message = json.loads(raw)
         except ValueError:
@@ -362,40 +297,11 @@ class SocketModeLink:
                 log.info("Slack asked for a new Socket Mode connection (%s)", reason)
                 self._health.refreshing, self._refresh, self._hello_session = True, True, None
                 self._note(f"disconnect: {reason}")
-        elif self.pool is not None and not self._closing.is_set():
+        elif self.pool is not None and self.client is not None and not self._closing.is_set():
             request = SocketModeRequest.from_dict(message)
             if request is not None:
                 with contextlib.suppress(RuntimeError):  # closing: left unacked, so Slack delivers it again
-                    self.pool.submit(self._handle, request)
-
-    def _handle(self, request: SocketModeRequest) -> None:
-        client = self.client
-        assert client is not None
-        new_request_id("slack")
-        started = time.perf_counter()
-        keys = envelope_keys(request)
-        first, entry = self.handled.claim(keys)
-        if not first:
-            entry.done.wait(self.duplicate_wait)
-            retry = f", retry {request.retry_attempt}" if request.retry_attempt else ""
-            if entry.done.is_set() and entry.acked:
-                log.info("Slack delivered %s %s again%s: answered with the first ack", request.type, request.envelope_id, retry)
-                _send_ack(client, request, entry.payload)
-            else:
-                log.info("Slack delivered %s %s again%s while the first is still running", request.type, request.envelope_id, retry)
-            return
-        acked, payload = False, None
-        try:
-            response = _dispatch(self.bolt, request)
-            if response is not None and response.status == 200:
-                acked, payload = True, ack_payload(response)
-            elif response is not None:
-                log.warning("%s %s not acknowledged: Bolt answered %s", request.type, request.envelope_id, response.status)
-        finally:
-            self.handled.finish(keys, entry, acked=acked, payload=payload)
-        if acked:
-            _send_ack(client, request, payload)
-            metrics.ACK_LATENCY.observe(time.perf_counter() - started)
+                    self.pool.submit(self.envelopes.handle, self.client, request)
 
     # -- the watcher ----------------------------------------------------------------------------------
 
@@ -421,24 +327,6 @@ class SocketModeLink:
                 log.exception("Socket Mode watcher failed; it keeps watching")
             self._health.wake.wait(0.1)
             self._health.wake.clear()
-
-
-def _dispatch(bolt: App, request: SocketModeRequest) -> BoltResponse | None:
-    # No retry headers: bot/runtime/app.py's middleware drops retried events, which over Socket Mode may be the
-    # first delivery that reached us; re-deliveries are told apart by their ids instead (`handled`).
-    try:
-        return bolt.dispatch(BoltRequest(mode="socket_mode", body=request.payload))
-    except (AttributeError, IndexError, KeyError, TypeError) as exc:
-        # As in bot/runtime/web.py: a payload of another shape than Slack's makes Bolt's middleware raise.
-        log.warning("Socket Mode %s Bolt could not read: %s: %s", request.type, exc.__class__.__name__, exc)
-        return None
-
-
-def _send_ack(client: BaseSocketModeClient, request: SocketModeRequest, payload: dict[str, Any] | None) -> None:
-    try:
-        client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id, payload=payload))
-    except SlackClientNotConnectedError:
-        log.warning("the ack of %s %s was not sent: the connection closed (Slack delivers it again)", request.type, request.envelope_id)
 
 
 class _Socket:
@@ -502,32 +390,6 @@ class _Socket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
-
-
-class _AckPool(ThreadPoolExecutor):
-    """The ack workers: each envelope counts on the acks gate from its arrival until it is handled."""
-
-    def __init__(self, gate: AckGate | None, max_workers: int):
-        super().__init__(max_workers=max_workers, thread_name_prefix="socket-ack")
-        self.gate = gate
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        gate = self.gate
-        if gate is None:
-            return super().submit(fn, *args, **kwargs)
-
-        def counted() -> T:
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                gate.answered()
-
-        gate.arrived()
-        try:
-            return super().submit(counted)
-        except BaseException:
-            gate.answered()
-            raise
 
 
 class _Client(SocketModeClient):
@@ -606,3 +468,15 @@ class _Client(SocketModeClient):
     def _on_close(self, code: int, reason: str | None = None) -> None:
         self.link._note(f"closed by Slack ({code}{', ' + reason if reason else ''})")
         super()._on_close(code, reason)
+
+
+__all__ = [
+    "DOWN_LIMIT",
+    "REFUSED",
+    "HandledEnvelopes",
+    "LinkStatus",
+    "SocketModeLink",
+    "SocketModeStopped",
+    "ack_payload",
+    "envelope_keys",
+]
