@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -72,6 +72,7 @@ from bot.ats.writeback_common import (
     NOT_NEEDED,
     NOTE_FOOTER,
     REJECT,
+    SCHEDULE,
     TARGET_NAMES,
     UNDO_ADVANCE,
     UNDO_REJECT,
@@ -335,7 +336,7 @@ class DecisionWriteback:
                 attempts=attempts,
             )
             return FAILED
-        delay = exc.delay or min(MAX_BACKOFF, BACKOFF * 2 ** (attempts - 1))
+        delay = exc.delay or timedelta(seconds=SCHEDULE.after(attempts))
         self._rows.later(job, now + delay, exc.reason, attempts=attempts)
         log.warning(
             "decision write-back #%s (%s %s) failed: %s; attempt %d/%d, next in %ds",

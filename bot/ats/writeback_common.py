@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.runtime.backoff import Backoff
 from bot.runtime.claims import ClaimTable
 from store.models import AtsWriteback
 
@@ -23,6 +24,7 @@ WRITTEN, ALREADY, CANCELLED, NOT_NEEDED, FAILED = "written", "already", "cancell
 MAX_ATTEMPTS = 8
 BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=30)
+SCHEDULE = Backoff(first=BACKOFF.total_seconds(), cap=MAX_BACKOFF.total_seconds())  # about an hour over 8 attempts
 DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 TARGET_NAMES = {GREENHOUSE: "Greenhouse", GEM: "Gem"}
 # While a row is claimed its next_attempt_at is the claim's expiry.
