@@ -39,7 +39,7 @@ from bot.runtime.claims import ClaimKeeper, claim_holder_id, process_holder_id
 from bot.runtime.clock import system_clock
 from bot.runtime.config import Settings
 from bot.runtime.services import Services
-from bot.runtime.web import FrontDoor, create_web_app
+from bot.runtime.web import FrontDoor, RouteServices, create_web_app
 from bot.slack.access import Access
 from bot.slack.acks import AckGate, WorkPool
 from bot.slack.gateway import SlackGateway
@@ -279,23 +279,25 @@ def build_runtime(
         closers.append(socket_link.close)  # first to close: no new Slack requests while the rest shuts down
 
     web = create_web_app(
-        bolt=bolt if not settings.socket_mode else None,
-        signing_secret=settings.slack_signing_secret.get_secret_value()
-        if settings.slack_signing_secret and not settings.socket_mode
-        else None,
-        intake=services.intake,
-        outbox=outbox,
-        callbacks=callbacks,
-        ping_db=lambda: ping(engine),
-        ats_secret=settings.ats_webhook_secret.get_secret_value() if settings.ats_webhook_secret else None,
-        greenhouse_secret=settings.greenhouse_webhook_secret.get_secret_value() if settings.greenhouse_webhook_secret else None,
-        greenhouse_team=default_team_id,
-        oauth_enabled=settings.oauth_enabled,
-        gate=gate,
+        RouteServices(
+            bolt=bolt if not settings.socket_mode else None,
+            signing_secret=settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret and not settings.socket_mode
+            else None,
+            intake=services.intake,
+            outbox=outbox,
+            callbacks=callbacks,
+            ping_db=lambda: ping(engine),
+            ats_secret=settings.ats_webhook_secret.get_secret_value() if settings.ats_webhook_secret else None,
+            greenhouse_secret=settings.greenhouse_webhook_secret.get_secret_value() if settings.greenhouse_webhook_secret else None,
+            greenhouse_team=default_team_id,
+            oauth_enabled=settings.oauth_enabled,
+            gate=gate,
+            socket_status=socket_link.status if socket_link is not None else None,
+        ),
         # The process that runs the background jobs also watches for work whose holder died (first: the
         # test lists wait for iMocha).
         on_startup=([claims.start] if scheduler is not None else []) + [workspaces.warm_test_lists],
-        socket_status=socket_link.status if socket_link is not None else None,
     )
     return Runtime(
         settings,
