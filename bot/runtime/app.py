@@ -39,7 +39,7 @@ from bot.runtime.claims import ClaimKeeper, claim_holder_id, process_holder_id
 from bot.runtime.clock import system_clock
 from bot.runtime.config import Settings
 from bot.runtime.services import Services
-from bot.runtime.web import FrontDoor, create_web_app
+from bot.runtime.web import FrontDoor, RouteServices, create_web_app
 from bot.slack.access import Access
 from bot.slack.acks import AckGate, WorkPool
 from bot.slack.gateway import SlackGateway
@@ -101,118 +101,210 @@ def build_runtime(
     holder_id: str | None = None,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Runtime:
+    """Settings → the foundation (store, vendor clients, ack gate) → services and claims → Bolt → jobs, link, web app."""
+    base = _foundation(
+        settings,
+        engine=engine,
+        box=box,
+        clock=clock,
+        imocha_transport=imocha_transport,
+        gem_transport=gem_transport,
+        harvest_transport=harvest_transport,
+    )
+    holder_id = holder_id or process_holder_id()
+    core = _core(base, claim_holder_id(holder_id), monotonic)
+    bolt = _bolt(base, core.services, token_verification)
+    closers = _closers(base, core)
+    events = _events(base, closers)
+    scheduler = _scheduler(base, core, holder_id, events) if with_scheduler else None
+    socket_link = _socket_link(base, bolt, monotonic)
+    if scheduler is not None:
+        closers.append(lambda: scheduler.shutdown(wait=True))
+    if socket_link is not None:
+        closers.append(socket_link.close)  # first to close: no new Slack requests while the rest shuts down
+    web = create_web_app(
+        _route_services(base, core, bolt, socket_link),
+        # The process that runs the background jobs also watches for work whose holder died (first: the
+        # test lists wait for iMocha).
+        on_startup=([core.claims.start] if scheduler is not None else []) + [core.services.workspaces.warm_test_lists],
+    )
+    return Runtime(
+        settings=settings,
+        engine=base.engine,
+        session_factory=base.session_factory,
+        http=base.http,
+        services=core.services,
+        bolt=bolt,
+        web=web,
+        callbacks=core.callbacks,
+        scheduler=scheduler,
+        closers=closers,
+        gem_poller=core.gem_poller,
+        clock=clock,
+        events=events,
+        claims=core.claims,
+        socket_link=socket_link,
+    )
+
+
+class _SlackTokens:
+    """Which bot token a workspace's Slack calls use: its installation's (OAuth), or SLACK_BOT_TOKEN's; and
+    the workspace that one token belongs to, asked of Slack once."""
+
+    def __init__(self, settings: Settings, installation_store: Any | None):
+        self.installation_store = installation_store
+        self.single_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        self._api_url = settings.slack_api_url
+        self._team: str | None = None
+        self._lock = threading.Lock()
+
+    def token_for(self, team_id: str) -> str | None:
+        if self.installation_store is not None:
+            bot = self.installation_store.find_bot(enterprise_id=None, team_id=team_id)
+            return bot.bot_token if bot else None
+        return self.single_token
+
+    def default_team_id(self) -> str | None:
+        if self.installation_store is not None:
+            return None
+        with self._lock:
+            if self._team is None and self.single_token:
+                self._team = str(WebClient(token=self.single_token, base_url=self._api_url).auth_test()["team_id"])
+            return self._team
+
+
+@dataclass(frozen=True)
+class _Foundation:
+    """What every service is built on: the store, the vendors' HTTP clients, Slack's tokens and gateway,
+    and the ack gate their calls and transactions yield to."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    box: SecretBox
+    clock: Callable[[], datetime]
+    http: httpx.Client  # iMocha's
+    gem_http: httpx.Client
+    gem_clients: GemClients
+    harvest_clients: HarvestClients
+    harvest_https: list[httpx.Client]
+    tokens: _SlackTokens
+    gate: AckGate
+    gateway: SlackGateway
+
+    def imocha_client(self, key: str) -> ImochaClient:
+        return ImochaClient(self.http, key, clock=self.clock)
+
+
+def _foundation(
+    settings: Settings,
+    *,
+    engine: Engine | None,
+    box: SecretBox | None,
+    clock: Callable[[], datetime],
+    imocha_transport: httpx.BaseTransport | None,
+    gem_transport: httpx.BaseTransport | None,
+    harvest_transport: httpx.BaseTransport | None,
+) -> _Foundation:
     engine = engine or make_engine(settings.database_url)
     session_factory = make_session_factory(engine, clock)
     box = box or load_secret_box(settings)
     http = ImochaClient.build_http(settings.imocha_base_url, transport=imocha_transport)
-
-    def imocha_factory(key: str) -> ImochaClient:
-        return ImochaClient(http, key, clock=clock)
-
     gem_http = GemClient.build_http(settings.gem_base_url, transport=gem_transport)
     gem_secret = settings.gem_application_secret.get_secret_value() if settings.gem_application_secret else None
-    gem_clients = GemClients(gem_http, application_secret=gem_secret, clock=clock)
     harvest_clients, harvest_https = HarvestClients.build(
         settings.greenhouse_harvest_url, settings.greenhouse_auth_url, transport=harvest_transport, clock=clock
     )
-
     installation_store = None
     if settings.oauth_enabled:
         from bot.slack.oauth import EncryptedInstallationStore
 
         installation_store = EncryptedInstallationStore(client_id=str(settings.slack_client_id), engine=engine, box=box)
-
-    single_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    team_cache: dict[str, str] = {}
-    team_lock = threading.Lock()
-
-    def token_for(team_id: str) -> str | None:
-        if installation_store is not None:
-            bot = installation_store.find_bot(enterprise_id=None, team_id=team_id)
-            return bot.bot_token if bot else None
-        return single_token
-
-    def default_team_id() -> str | None:
-        if installation_store is not None:
-            return None
-        with team_lock:
-            if "team" not in team_cache and single_token:
-                team_cache["team"] = str(WebClient(token=single_token, base_url=settings.slack_api_url).auth_test()["team_id"])
-            return team_cache.get("team")
+    tokens = _SlackTokens(settings, installation_store)
 
     # Acks first (bot/slack/acks.py): work-pool tasks wait while Slack requests are answered, and yield again
     # before each iMocha and Slack call and each database transaction they start.
     gate = AckGate(max_wait=0.5, step_wait=0.2, defer_gc=True)
     http.event_hooks["request"].append(gate.yield_to_acks)
     gate.watch_sessions(session_factory)
-    gateway = SlackGateway(base_url=settings.slack_api_url, token_for=token_for, before_call=gate.yield_to_acks)
-    from handlers.blocks import SlackRenderer
-    from handlers.digest import DigestRenderer
+    return _Foundation(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        box=box,
+        clock=clock,
+        http=http,
+        gem_http=gem_http,
+        gem_clients=GemClients(gem_http, application_secret=gem_secret, clock=clock),
+        harvest_clients=harvest_clients,
+        harvest_https=harvest_https,
+        tokens=tokens,
+        gate=gate,
+        gateway=SlackGateway(base_url=settings.slack_api_url, token_for=tokens.token_for, before_call=gate.yield_to_acks),
+    )
 
-    holder_id = holder_id or process_holder_id()
+
+@dataclass(frozen=True)
+class _Core:
+    """The services, the claims their queued work is taken under, and the two services outside `Services`."""
+
+    claims: ClaimKeeper
+    services: Services
+    gem_poller: GemPoller
+    callbacks: CallbackHandler
+
+
+def _core(base: _Foundation, holder: str, monotonic: Callable[[], float]) -> _Core:
     # Claims on Slack writes and Gem notes, renewed while this process lives (bot/runtime/claims.py); work a dead
     # process claimed is resumed here, on a thread that lets the acks go first.
     claims = ClaimKeeper(
-        session_factory,
-        holder=claim_holder_id(holder_id),
-        clock=clock,
-        executor=WorkPool(max_workers=1, gate=gate, thread_name_prefix="claims"),
+        base.session_factory,
+        holder=holder,
+        clock=base.clock,
+        executor=WorkPool(max_workers=1, gate=base.gate, thread_name_prefix="claims"),
     )
-    outbox = SlackOutbox(
-        session_factory=session_factory,
-        gateway=gateway,
-        renderer=SlackRenderer(),
-        clock=clock,
-        on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
-        claims=claims,
-        # channels drained in parallel; each lane's thread lets the acks go first, like the work pool
-        lane_pool=WorkPool(max_workers=MAX_LANES, gate=gate, thread_name_prefix=LANE_THREAD),
+    services, gem_poller, writeback = _services(base, claims)
+    claims.recover_with(OUTBOX_CLAIMS, services.outbox.kick)
+    claims.recover_with(WRITEBACK_CLAIMS, gem_poller.write_back)
+    claims.recover_with(WRITEBACK_QUEUE, writeback.run)
+    callbacks = CallbackHandler(
+        session_factory=base.session_factory,
+        workspaces=services.workspaces,
+        clock=base.clock,
+        after_change=services.outbox.kick,
+        monotonic=monotonic,
     )
+    return _Core(claims, services, gem_poller, callbacks)
+
+
+def _services(base: _Foundation, claims: ClaimKeeper) -> tuple[Services, GemPoller, DecisionWriteback]:
+    """The services the listeners, the routes and the jobs call; and the Gem poller and the write-back,
+    whose claims the keeper resumes."""
+    from handlers.digest import DigestRenderer
+
+    sf, clock, gateway, settings = base.session_factory, base.clock, base.gateway, base.settings
+    outbox = _outbox(base, claims)
     workspaces = Workspaces(
-        session_factory=session_factory,
-        box=box,
-        imocha_factory=imocha_factory,
-        gem_factory=gem_clients,
-        harvest_factory=harvest_clients,
+        session_factory=sf,
+        box=base.box,
+        imocha_factory=base.imocha_client,
+        gem_factory=base.gem_clients,
+        harvest_factory=base.harvest_clients,
         clock=clock,
     )
     access = Access(gateway=gateway, admin_ids=settings.admin_ids)
-    plans = Plans(session_factory=session_factory, access=access)
+    plans = Plans(session_factory=sf, access=access)
     intake = Intake(
-        session_factory=session_factory, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=default_team_id, access=access
+        session_factory=sf, outbox=outbox, user_by_email=gateway.user_by_email, default_team_id=base.tokens.default_team_id, access=access
     )
     assessments = Assessments(
-        session_factory=session_factory,
-        workspaces=workspaces,
-        outbox=outbox,
-        clock=clock,
-        callback_url=settings.callback_url,
-        access=access,
+        session_factory=sf, workspaces=workspaces, outbox=outbox, clock=clock, callback_url=settings.callback_url, access=access
     )
-    poller = StatusPoller(session_factory, workspaces, clock, max_workers=8, after_change=outbox.kick, access=access)
+    poller = StatusPoller(sf, workspaces, clock, max_workers=8, after_change=outbox.kick, access=access)
     gem_poller = GemPoller(
-        session_factory,
-        workspaces,
-        gem_clients,
-        intake,
-        clock,
-        deliver=outbox.deliver_later,
-        user_by_email=gateway.user_by_email,
-        claims=claims,
+        sf, workspaces, base.gem_clients, intake, clock, deliver=outbox.deliver_later, user_by_email=gateway.user_by_email, claims=claims
     )
-    # Decisions written back to Greenhouse (as the Greenhouse user with the clicker's Slack email) and Gem.
-    writeback = DecisionWriteback(
-        session_factory=session_factory,
-        workspaces=workspaces,
-        harvest_clients=harvest_clients,
-        gem_clients=gem_clients,
-        slack_email=lambda team, user: gateway.user(team, user).email,
-        clock=clock,
-        access=access,
-        deliver_slack=outbox.deliver,
-        gem_author=gem_poller.note_author,
-        claims=claims,
-    )
+    writeback = _writeback(base, workspaces, access, outbox, gem_poller, claims)
     services = Services(
         settings=settings,
         workspaces=workspaces,
@@ -220,99 +312,139 @@ def build_runtime(
         plans=plans,
         intake=intake,
         assessments=assessments,
-        decisions=Decisions(session_factory=session_factory, assessments=assessments, outbox=outbox, clock=clock, writeback=writeback),
+        decisions=Decisions(session_factory=sf, assessments=assessments, outbox=outbox, clock=clock, writeback=writeback),
         outbox=outbox,
         gateway=gateway,
         access=access,
         poller=poller,
-        home=HomeQueue(session_factory=session_factory, access=access),
+        home=HomeQueue(session_factory=sf, access=access),
         # bench/ack.py: more threads slowed the acks; the gate holds the work back while acks are due (bot/slack/acks.py)
-        background=WorkPool(max_workers=8, gate=gate),
-        digests=Digests(session_factory=session_factory, gateway=gateway, renderer=DigestRenderer(), clock=clock, access=access),
+        background=WorkPool(max_workers=8, gate=base.gate),
+        digests=Digests(session_factory=sf, gateway=gateway, renderer=DigestRenderer(), clock=clock, access=access),
         workflow_step=WorkflowStep(
             workspaces=workspaces, plans=plans, intake=intake, assessments=assessments, outbox=outbox, gateway=gateway
         ),
         writeback=writeback,
     )
-    callbacks = CallbackHandler(
-        session_factory=session_factory, workspaces=workspaces, clock=clock, after_change=outbox.kick, monotonic=monotonic
+    return services, gem_poller, writeback
+
+
+def _outbox(base: _Foundation, claims: ClaimKeeper) -> SlackOutbox:
+    from handlers.blocks import SlackRenderer
+
+    return SlackOutbox(
+        session_factory=base.session_factory,
+        gateway=base.gateway,
+        renderer=SlackRenderer(),
+        clock=base.clock,
+        on_error=lambda kind: metrics.SLACK_ERRORS.labels(kind=kind).inc(),
+        claims=claims,
+        # channels drained in parallel; each lane's thread lets the acks go first, like the work pool
+        lane_pool=WorkPool(max_workers=MAX_LANES, gate=base.gate, thread_name_prefix=LANE_THREAD),
     )
 
-    bolt = build_bolt(settings, services, installation_store=installation_store, engine=engine, token_verification=token_verification)
-    if installation_store is None and single_token and token_verification:
-        team = default_team_id()
-        if team:
-            workspaces.ensure(team)
 
-    scheduler = None
-    claims.recover_with(OUTBOX_CLAIMS, outbox.kick)
-    claims.recover_with(WRITEBACK_CLAIMS, gem_poller.write_back)
-    claims.recover_with(WRITEBACK_QUEUE, writeback.run)
-    events = None
+def _writeback(
+    base: _Foundation, workspaces: Workspaces, access: Access, outbox: SlackOutbox, gem_poller: GemPoller, claims: ClaimKeeper
+) -> DecisionWriteback:
+    # Decisions written back to Greenhouse (as the Greenhouse user with the clicker's Slack email) and Gem.
+    gateway = base.gateway
+    return DecisionWriteback(
+        session_factory=base.session_factory,
+        workspaces=workspaces,
+        harvest_clients=base.harvest_clients,
+        gem_clients=base.gem_clients,
+        slack_email=lambda team, user: gateway.user(team, user).email,
+        clock=base.clock,
+        access=access,
+        deliver_slack=outbox.deliver,
+        gem_author=gem_poller.note_author,
+        claims=claims,
+    )
+
+
+def _closers(base: _Foundation, core: _Core) -> list[Callable[[], Any]]:
     # Closed in reverse: the scheduler's jobs and the work pool finish, then the claims stop, then the engine.
-    closers: list[Callable[[], Any]] = [
-        http.close,
-        gem_http.close,
-        *(client.close for client in harvest_https),
-        engine.dispose,
-        claims.stop,
-        outbox.close,  # lanes finish the row they are on while their claims are still renewed
+    services = core.services
+    return [
+        base.http.close,
+        base.gem_http.close,
+        *(client.close for client in base.harvest_https),
+        base.engine.dispose,
+        core.claims.stop,
+        services.outbox.close,  # lanes finish the row they are on while their claims are still renewed
         lambda: services.background.shutdown(wait=True),
         services.workspaces.close,  # a test-list load still writing its cache finishes first
     ]
-    if settings.events_webhook_url and settings.events_webhook_secret:
-        events, events_http = build_deliverer(
-            settings.events_webhook_url, settings.events_webhook_secret.get_secret_value(), session_factory, clock
-        )
-        closers.insert(0, events_http.close)
-    if with_scheduler:
-        scheduler = build_scheduler(
-            settings, services, poller, session_factory, clock, holder_id, gem_poller=gem_poller, events=events, gate=gate
-        )
 
-    socket_link = None
-    if settings.socket_mode and settings.slack_app_token is not None:
-        socket_link = SocketModeLink(bolt, app_token=settings.slack_app_token.get_secret_value(), gate=gate, monotonic=monotonic)
-    if scheduler is not None:
-        closers.append(lambda: scheduler.shutdown(wait=True))
-    if socket_link is not None:
-        closers.append(socket_link.close)  # first to close: no new Slack requests while the rest shuts down
 
-    web = create_web_app(
+def _events(base: _Foundation, closers: list[Callable[[], Any]]) -> EventDeliverer | None:
+    """The outgoing events webhook, when EVENTS_WEBHOOK_URL and its secret are set (its client closes last)."""
+    settings = base.settings
+    if not (settings.events_webhook_url and settings.events_webhook_secret):
+        return None
+    events, events_http = build_deliverer(
+        settings.events_webhook_url, settings.events_webhook_secret.get_secret_value(), base.session_factory, base.clock
+    )
+    closers.insert(0, events_http.close)
+    return events
+
+
+def _bolt(base: _Foundation, services: Services, token_verification: bool) -> App:
+    """Bolt and its listeners; with SLACK_BOT_TOKEN, the token's workspace is made known at once."""
+    tokens = base.tokens
+    bolt = build_bolt(
+        base.settings, services, installation_store=tokens.installation_store, engine=base.engine, token_verification=token_verification
+    )
+    if tokens.installation_store is None and tokens.single_token and token_verification:
+        team = tokens.default_team_id()
+        if team:
+            services.workspaces.ensure(team)
+    return bolt
+
+
+def _scheduler(base: _Foundation, core: _Core, holder_id: str, events: EventDeliverer | None) -> Any:
+    services = core.services
+    return build_scheduler(
+        base.settings,
+        services,
+        services.poller,
+        base.session_factory,
+        base.clock,
+        holder_id,
+        gem_poller=core.gem_poller,
+        events=events,
+        gate=base.gate,
+    )
+
+
+def _socket_link(base: _Foundation, bolt: App, monotonic: Callable[[], float]) -> SocketModeLink | None:
+    """The Socket Mode link, in Socket Mode (SLACK_APP_TOKEN set); the CLI opens it with its `connect()`."""
+    settings = base.settings
+    if not (settings.socket_mode and settings.slack_app_token is not None):
+        return None
+    return SocketModeLink(bolt, app_token=settings.slack_app_token.get_secret_value(), gate=base.gate, monotonic=monotonic)
+
+
+def _route_services(base: _Foundation, core: _Core, bolt: App, socket_link: SocketModeLink | None) -> RouteServices:
+    """What the web routes need; in Socket Mode Slack's requests arrive over the link, not at /slack/events."""
+    settings = base.settings
+    engine = base.engine
+    return RouteServices(
         bolt=bolt if not settings.socket_mode else None,
         signing_secret=settings.slack_signing_secret.get_secret_value()
         if settings.slack_signing_secret and not settings.socket_mode
         else None,
-        intake=services.intake,
-        outbox=outbox,
-        callbacks=callbacks,
+        intake=core.services.intake,
+        outbox=core.services.outbox,
+        callbacks=core.callbacks,
         ping_db=lambda: ping(engine),
         ats_secret=settings.ats_webhook_secret.get_secret_value() if settings.ats_webhook_secret else None,
         greenhouse_secret=settings.greenhouse_webhook_secret.get_secret_value() if settings.greenhouse_webhook_secret else None,
-        greenhouse_team=default_team_id,
+        greenhouse_team=base.tokens.default_team_id,
         oauth_enabled=settings.oauth_enabled,
-        gate=gate,
-        # The process that runs the background jobs also watches for work whose holder died (first: the
-        # test lists wait for iMocha).
-        on_startup=([claims.start] if scheduler is not None else []) + [workspaces.warm_test_lists],
+        gate=base.gate,
         socket_status=socket_link.status if socket_link is not None else None,
-    )
-    return Runtime(
-        settings,
-        engine,
-        session_factory,
-        http,
-        services,
-        bolt,
-        web,
-        callbacks,
-        scheduler,
-        closers,
-        gem_poller,
-        clock,
-        events,
-        claims,
-        socket_link,
     )
 
 

@@ -39,13 +39,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.runtime.claim_tables import ClaimTable, lapsed_holders, renew_claims
 from bot.runtime.logs import new_request_id
 
 log = logging.getLogger("bot.runtime.claims")
@@ -53,18 +52,6 @@ log = logging.getLogger("bot.runtime.claims")
 CLAIM_TTL = timedelta(seconds=3)
 RENEW_SECONDS = 0.5  # renewals and the look for lapsed claims, this often
 FENCE_MARGIN = 1.0  # seconds of claim a write needs left before it starts
-IN_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class ClaimTable:
-    """A table of claimable work: its holder and expiry columns, and what "still to do" means."""
-
-    name: str
-    model: Any
-    holder: Any  # the column holding the holder id
-    expiry: Any  # the column holding the claim's expiry
-    pending: ColumnElement[bool]  # rows still to do
 
 
 def process_holder_id() -> str:
@@ -79,7 +66,11 @@ def claim_holder_id(base: str | None = None) -> str:
 
 
 class ClaimKeeper:
-    """This process's claims: which rows it holds, their renewal, and the watch for others' lapsed claims."""
+    """This process's claims: which rows it holds and until when it is sure of them (the fence).
+
+    Its thread (`_Ticker`) renews them and, once `start()` was called, watches for others' lapsed claims,
+    whose work `_Recoveries` runs again; the statements are bot/runtime/claim_tables.py's.
+    """
 
     def __init__(
         self,
@@ -99,20 +90,15 @@ class ClaimKeeper:
         self._sf = session_factory
         self._clock = clock
         self._ttl = ttl
-        self._renew_every = renew_every
         self._margin = margin
         self._monotonic = monotonic
-        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="claims")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards all below, and the ticker's and the recoveries' state
         self._held: dict[str, dict[int, float]] = {}  # table -> row id -> monotonic time the claim is sure until
         self._tables: dict[str, ClaimTable] = {}
-        self._recoveries: dict[str, Callable[[], object]] = {}
-        self._running: dict[str, Future[None]] = {}
-        self._reported: set[str] = set()  # holders whose lapsed claims were logged already
-        self._thread: threading.Thread | None = None
         self._watching = False
         self._stopping = False
-        self._wake = threading.Event()
+        self._recoveries = _Recoveries(executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="claims"))
+        self._ticker = _Ticker(self.beat, every=renew_every, lock=self._lock, wanted=self._wanted, eager=lambda: self._watching)
 
     # -- claiming (called by the owners of the work) --------------------------------------------------
 
@@ -138,8 +124,8 @@ class ClaimKeeper:
                 else:
                     held[row_id] = sure_until
                     fresh.append(row_id)
-            if fresh and self._thread is None and not self._stopping:
-                self._start_thread()
+            if fresh and not self._stopping:
+                self._ticker.ensure_running()
         return fresh
 
     def holds(self, table: ClaimTable, row_id: int) -> bool:
@@ -159,16 +145,15 @@ class ClaimKeeper:
         """Run `work` (which claims and does the table's due rows) when claims on the table lapse."""
         with self._lock:
             self._tables.setdefault(table.name, table)
-            self._recoveries[table.name] = work
+            self._recoveries.add(table.name, work)
 
     def start(self) -> None:
         """Watch for lapsed claims from now on, and resume whatever is due at once (a restart)."""
         with self._lock:
             self._watching = True
             self._stopping = False
-            if self._thread is None:
-                self._start_thread()
-            names = list(self._recoveries)
+            self._ticker.ensure_running()
+            names = self._recoveries.names()
         log.debug("claims held as %s; claims lapse %gs after their holder stops", self.holder, self._ttl.total_seconds())
         for name in names:
             self._recover(name)
@@ -178,13 +163,10 @@ class ClaimKeeper:
         with self._lock:
             self._stopping = True
             self._watching = False
-            thread = self._thread
-        self._wake.set()
-        if thread is not None:
-            thread.join(timeout=10)
-        self._executor.shutdown(wait=True)
+        self._ticker.stop()
+        self._recoveries.shutdown()
 
-    # -- the thread ----------------------------------------------------------------------------------
+    # -- the thread's tick ---------------------------------------------------------------------------
 
     def beat(self) -> None:
         """One tick: renew this process's claims, then (when watching) look for others' lapsed claims."""
@@ -193,47 +175,16 @@ class ClaimKeeper:
             for name in self._lapsed():
                 self._recover(name)
 
-    def _start_thread(self) -> None:
-        # with self._lock held
-        self._thread = threading.Thread(target=self._run, name="claims", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        first = True
-        while True:
-            if not (first and self._watching):
-                self._wake.wait(self._renew_every)
-                self._wake.clear()
-            first = False
-            with self._lock:
-                if self._stopping or not (self._watching or any(self._held.values())):
-                    self._thread = None
-                    return
-            try:
-                self.beat()
-            except Exception as exc:  # the database is away: the fence stops new writes; try again next tick
-                log.warning("could not renew or check claims: %s: %s", exc.__class__.__name__, exc)
+    def _wanted(self) -> bool:
+        # with self._lock held: whether the thread has anything left to do
+        return not self._stopping and (self._watching or any(self._held.values()))
 
     def _renew(self) -> None:
         with self._lock:
             held = {name: list(rows) for name, rows in self._held.items() if rows}
         for name, ids in held.items():
-            table = self._tables[name]
             since = self._monotonic()
-            now = self._clock()
-            renewed: set[int] = set()
-            with self._sf.begin() as session:
-                for start in range(0, len(ids), IN_CHUNK):
-                    chunk = ids[start : start + IN_CHUNK]
-                    renewed.update(
-                        session.scalars(
-                            update(table.model)
-                            .where(table.model.id.in_(chunk), table.holder == self.holder, table.pending)
-                            .values({table.expiry: self.expiry(now)})
-                            .returning(table.model.id)
-                            .execution_options(synchronize_session=False)
-                        )
-                    )
+            renewed = renew_claims(self._sf, self._tables[name], ids, holder=self.holder, expiry=self.expiry(self._clock()))
             sure_until = since + self._ttl.total_seconds()
             with self._lock:
                 rows = self._held.get(name, {})
@@ -244,45 +195,122 @@ class ClaimKeeper:
     def _lapsed(self) -> list[str]:
         """Tables with rows whose claim lapsed (their holder stopped renewing), logging each holder once."""
         with self._lock:
-            tables = [self._tables[name] for name in self._recoveries]
+            tables = [self._tables[name] for name in self._recoveries.names()]
         now = self._clock()
         found = []
         with self._sf() as session:
             for table in tables:
-                holders = list(
-                    session.scalars(
-                        select(table.holder).where(table.pending, table.holder.is_not(None), table.expiry < now).distinct().limit(5)
-                    )
-                )
-                if not holders:
-                    continue
-                found.append(table.name)
-                new = [h for h in holders if h not in self._reported]
-                if new:
-                    if len(self._reported) > 1000:
-                        self._reported.clear()
-                    self._reported.update(new)
-                    log.info("%s: claims of %s lapsed (the holder stopped); resuming the work", table.name, ", ".join(new))
+                holders = lapsed_holders(session, table, now)
+                if holders:
+                    found.append(table.name)
+                    self._recoveries.report(table.name, holders)
         return found
 
     def _recover(self, name: str) -> None:
         with self._lock:
-            work = self._recoveries.get(name)
-            running = self._running.get(name)
-            if work is None or (running is not None and not running.done()) or self._stopping:
-                return
-            try:
-                self._running[name] = self._executor.submit(self._run_recovery, name, work)
-            except RuntimeError:  # the executor is shut down: the process is stopping
-                return
+            if not self._stopping:
+                self._recoveries.submit(name)
 
-    @staticmethod
-    def _run_recovery(name: str, work: Callable[[], object]) -> None:
-        new_request_id(f"recover-{name}")
+
+class _Ticker:
+    """The claims thread: a `beat` every `every` seconds for as long as `wanted()` says there is work.
+
+    It runs on the keeper's lock: `wanted` is read, and the thread is started and ends, with it held, so
+    that a row taken just as the thread decides to end starts a new thread.
+    """
+
+    def __init__(
+        self, beat: Callable[[], None], *, every: float, lock: threading.Lock, wanted: Callable[[], bool], eager: Callable[[], bool]
+    ):
+        self._beat = beat
+        self._every = every
+        self._lock = lock
+        self._wanted = wanted
+        self._eager = eager  # whether a new thread beats at once instead of after one interval
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def ensure_running(self) -> None:
+        """Start the thread unless it is running (with the lock held)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="claims", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Wake the thread and wait for it to end (call once `wanted()` is false)."""
+        with self._lock:
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def _run(self) -> None:
+        first = True
+        while True:
+            if not (first and self._eager()):
+                self._wake.wait(self._every)
+                self._wake.clear()
+            first = False
+            with self._lock:
+                if not self._wanted():
+                    self._thread = None
+                    return
+            try:
+                self._beat()
+            except Exception as exc:  # the database is away: the fence stops new writes; try again next tick
+                log.warning("could not renew or check claims: %s: %s", exc.__class__.__name__, exc)
+
+
+class _Recoveries:
+    """The work that resumes each table's lapsed claims, run on `executor` at most once at a time per
+    table, and the holders whose lapse was logged already.
+
+    `add`, `names` and `submit` are called with the keeper's lock held; `report` from the tick.
+    """
+
+    def __init__(self, executor: Executor):
+        self._executor = executor
+        self._work: dict[str, Callable[[], object]] = {}
+        self._running: dict[str, Future[None]] = {}
+        self._reported: set[str] = set()
+
+    def add(self, name: str, work: Callable[[], object]) -> None:
+        self._work[name] = work
+
+    def names(self) -> list[str]:
+        return list(self._work)
+
+    def submit(self, name: str) -> None:
+        """Run the table's work, unless it has none or its last run is still going."""
+        work = self._work.get(name)
+        running = self._running.get(name)
+        if work is None or (running is not None and not running.done()):
+            return
         try:
-            work()
-        except Exception:  # the error boundary of recovery, like the scheduler's job wrapper
-            log.exception("resuming %s failed; the next tick or the scheduled job tries again", name)
+            self._running[name] = self._executor.submit(_run_recovery, name, work)
+        except RuntimeError:  # the executor is shut down: the process is stopping
+            return
+
+    def report(self, name: str, holders: list[str]) -> None:
+        """Log the holders whose claims on the table lapsed, each once."""
+        new = [h for h in holders if h not in self._reported]
+        if new:
+            if len(self._reported) > 1000:
+                self._reported.clear()
+            self._reported.update(new)
+            log.info("%s: claims of %s lapsed (the holder stopped); resuming the work", name, ", ".join(new))
+
+    def shutdown(self) -> None:
+        """Wait for a run that is going; run nothing after."""
+        self._executor.shutdown(wait=True)
+
+
+def _run_recovery(name: str, work: Callable[[], object]) -> None:
+    new_request_id(f"recover-{name}")
+    try:
+        work()
+    except Exception:  # the error boundary of recovery, like the scheduler's job wrapper
+        log.exception("resuming %s failed; the next tick or the scheduled job tries again", name)
 
 
 def claim_one(

@@ -12,8 +12,10 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -168,23 +170,48 @@ def parse_greenhouse(data: Any, team_id: str | None) -> tuple[IntakeEvent | None
     ), []
 
 
+@dataclass(frozen=True, kw_only=True)
+class RouteServices:
+    """What the web app's routes are given by the composition root: the services they call and the secrets
+    that switch the webhooks on (a webhook whose secret is None answers 404, SPEC §6)."""
+
+    bolt: App | None  # None in Socket Mode: Slack's requests arrive over the link
+    signing_secret: str | None
+    intake: Intake
+    outbox: SlackOutbox
+    callbacks: CallbackHandler
+    ping_db: Callable[[], None]
+    ats_secret: str | None
+    greenhouse_secret: str | None
+    greenhouse_team: Callable[[], str | None]  # the workspace of a delivery that names none
+    oauth_enabled: bool = False
+    gate: AckGate | None = None
+    socket_status: Callable[[], LinkStatus] | None = None  # set in Socket Mode: /healthz reports the link
+
+
 def create_web_app(
+    services: RouteServices,
     *,
-    bolt: App | None,
-    signing_secret: str | None,
-    intake: Intake,
-    outbox: SlackOutbox,
-    callbacks: CallbackHandler,
-    ping_db: Callable[[], None],
-    ats_secret: str | None,
-    greenhouse_secret: str | None,
-    greenhouse_team: Callable[[], str | None],
-    oauth_enabled: bool = False,
     on_startup: list[Callable[[], Any]] | None = None,
     on_shutdown: list[Callable[[], Any]] | None = None,
-    gate: AckGate | None = None,
-    socket_status: Callable[[], LinkStatus] | None = None,
 ) -> FrontDoor:
+    """The bot's ASGI app: each integration's routes, and `POST /slack/events` on its fast path."""
+    routes = [
+        *ats_routes(services),
+        *greenhouse_routes(services),
+        *imocha_routes(services),
+        *health_routes(services),
+        *oauth_routes(services),
+    ]
+    slack = SlackEndpoint(services.bolt, services.signing_secret, gate=services.gate)
+    lifespan = _lifespan(slack, on_startup, on_shutdown)
+    return FrontDoor(Starlette(routes=routes, lifespan=lifespan), {"/slack/events": slack})
+
+
+def oauth_routes(services: RouteServices) -> list[Route]:
+    """`GET /slack/install` and `/slack/oauth_redirect`, Bolt's OAuth flow (only when OAuth is on)."""
+    bolt = services.bolt
+
     async def oauth(request: Request) -> Response:
         new_request_id("oauth")
         if bolt is None or bolt.oauth_flow is None:
@@ -199,60 +226,53 @@ def create_web_app(
                 resp.headers.append(key, value)
         return resp
 
+    if not services.oauth_enabled:
+        return []
+    return [Route("/slack/install", oauth, methods=["GET"]), Route("/slack/oauth_redirect", oauth, methods=["GET"])]
+
+
+def ats_routes(services: RouteServices) -> list[Route]:
+    """`POST /webhooks/ats`: the generic ATS intake, signed with ATS_WEBHOOK_SECRET (SPEC §4)."""
+
     async def ats_webhook(request: Request) -> Response:
         new_request_id("ats")
-        if not ats_secret:
-            return _switched_off("/webhooks/ats", "ATS_WEBHOOK_SECRET")
-        try:
-            raw = await read_body(request)
-        except BodyTooLarge:
-            return _bad("body over 1 MiB", status=413)
-        if not hmac_ok(ats_secret, raw, request.headers.get("x-signature", ""), prefix="sha256="):
-            return JSONResponse({"error": "invalid signature"}, status_code=401)
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _bad("body is not valid JSON", ["body"])
+        data = await _signed_json(request, services.ats_secret, "/webhooks/ats", "ATS_WEBHOOK_SECRET", "x-signature", "sha256=")
+        if isinstance(data, Response):
+            return data
         event, bad = parse_ats_event(data)
         if event is None:
             return _bad("invalid or missing fields", bad)
-        return await _intake(event)
+        return await _accept(services, event)
+
+    return [Route("/webhooks/ats", ats_webhook, methods=["POST"])]
+
+
+def greenhouse_routes(services: RouteServices) -> list[Route]:
+    """`POST /webhooks/greenhouse`: Greenhouse's candidate_stage_change, signed with GREENHOUSE_WEBHOOK_SECRET (SPEC §8)."""
 
     async def greenhouse_webhook(request: Request) -> Response:
         new_request_id("greenhouse")
-        if not greenhouse_secret:
-            return _switched_off("/webhooks/greenhouse", "GREENHOUSE_WEBHOOK_SECRET")
-        try:
-            raw = await read_body(request)
-        except BodyTooLarge:
-            return _bad("body over 1 MiB", status=413)
-        if not hmac_ok(greenhouse_secret, raw, request.headers.get("signature", ""), prefix="sha256 "):
-            return JSONResponse({"error": "invalid signature"}, status_code=401)
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _bad("body is not valid JSON", ["body"])
+        data = await _signed_json(
+            request, services.greenhouse_secret, "/webhooks/greenhouse", "GREENHOUSE_WEBHOOK_SECRET", "signature", "sha256 "
+        )
+        if isinstance(data, Response):
+            return data
         if not isinstance(data, dict) or data.get("action") != "candidate_stage_change":
             return JSONResponse({"status": "ignored"}, status_code=200)
-        team = request.query_params.get("team_id") or greenhouse_team()
+        team = request.query_params.get("team_id") or services.greenhouse_team()
         event, bad = parse_greenhouse(data, team)
         if event is None:
             return _bad("invalid or missing fields", bad)
-        response = await _intake(event)
+        response = await _accept(services, event)
         if response.status_code == 202:
             response.status_code = 200  # Greenhouse expects 200 for every validly signed delivery
         return response
 
-    async def _intake(event: IntakeEvent) -> Response:
-        try:
-            result = await run_in_threadpool(intake.receive, event)
-        except DomainError as exc:
-            return _bad(str(exc), ["team_id"])
-        if not result.accepted:
-            return JSONResponse({"status": "ignored", "reason": result.reason}, status_code=200)
-        metrics.INTAKE.labels(source=event.source, outcome="created" if result.created else "duplicate").inc()
-        task = BackgroundTask(outbox.deliver_later, application_id=result.application_id) if result.created else None
-        return JSONResponse({"status": "accepted", "application": event.application_id}, status_code=202, background=task)
+    return [Route("/webhooks/greenhouse", greenhouse_webhook, methods=["POST"])]
+
+
+def imocha_routes(services: RouteServices) -> list[Route]:
+    """`POST /webhooks/imocha`: iMocha's result callbacks, answered at once and handled after the answer."""
 
     async def imocha_callback(request: Request) -> Response:
         new_request_id("callback")
@@ -265,12 +285,19 @@ def create_web_app(
         except (ValueError, UnicodeDecodeError) as exc:
             return _bad(f"not an iMocha callback: {exc}"[:200], ["body"])
         metrics.CALLBACKS.inc()
-        return JSONResponse({"status": "ok"}, status_code=200, background=BackgroundTask(_safe_callback, callbacks, callback))
+        return JSONResponse({"status": "ok"}, status_code=200, background=BackgroundTask(_safe_callback, services.callbacks, callback))
+
+    return [Route("/webhooks/imocha", imocha_callback, methods=["POST"])]
+
+
+def health_routes(services: RouteServices) -> list[Route]:
+    """`GET /healthz` (the database, and the Socket Mode link when there is one) and `GET /metrics`."""
+    socket_status = services.socket_status
 
     async def healthz(request: Request) -> Response:
         body: dict[str, Any] = {"status": "ok", "db": "ok"}
         try:
-            await run_in_threadpool(ping_db)
+            await run_in_threadpool(services.ping_db)
         except Exception as exc:
             log.warning("health check: database unreachable (%s)", exc.__class__.__name__)
             body.update(status="error", db="unreachable")
@@ -289,17 +316,44 @@ def create_web_app(
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    routes = [
-        Route("/webhooks/ats", ats_webhook, methods=["POST"]),
-        Route("/webhooks/greenhouse", greenhouse_webhook, methods=["POST"]),
-        Route("/webhooks/imocha", imocha_callback, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_route, methods=["GET"]),
-    ]
-    if oauth_enabled:
-        routes += [Route("/slack/install", oauth, methods=["GET"]), Route("/slack/oauth_redirect", oauth, methods=["GET"])]
+    return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics_route, methods=["GET"])]
 
-    slack = SlackEndpoint(bolt, signing_secret, gate=gate)
+
+async def _signed_json(request: Request, secret: str | None, path: str, variable: str, header: str, prefix: str) -> Any:
+    """A webhook's JSON body once its HMAC signature checks out; or the Response that refuses it
+    (404 while the route's secret is unset, 413, 401, 400)."""
+    if not secret:
+        return _switched_off(path, variable)
+    try:
+        raw = await read_body(request)
+    except BodyTooLarge:
+        return _bad("body over 1 MiB", status=413)
+    if not hmac_ok(secret, raw, request.headers.get(header, ""), prefix=prefix):
+        return JSONResponse({"error": "invalid signature"}, status_code=401)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return _bad("body is not valid JSON", ["body"])
+
+
+async def _accept(services: RouteServices, event: IntakeEvent) -> Response:
+    """Hand a webhook's event to the intake; a new application's card is delivered after the answer."""
+    try:
+        result = await run_in_threadpool(services.intake.receive, event)
+    except DomainError as exc:
+        return _bad(str(exc), ["team_id"])
+    if not result.accepted:
+        return JSONResponse({"status": "ignored", "reason": result.reason}, status_code=200)
+    metrics.INTAKE.labels(source=event.source, outcome="created" if result.created else "duplicate").inc()
+    task = BackgroundTask(services.outbox.deliver_later, application_id=result.application_id) if result.created else None
+    return JSONResponse({"status": "accepted", "application": event.application_id}, status_code=202, background=task)
+
+
+def _lifespan(
+    slack: SlackEndpoint, on_startup: list[Callable[[], Any]] | None, on_shutdown: list[Callable[[], Any]] | None
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Starlette's lifespan: the startup hooks and the ack threads before the first request, the
+    shutdown hooks and the ack pool after the last."""
 
     async def startup() -> None:
         import anyio.to_thread
@@ -320,17 +374,15 @@ def create_web_app(
             await run_in_threadpool(fn)
         slack.close()
 
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> Any:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await startup()
         try:
             yield
         finally:
             await shutdown()
 
-    return FrontDoor(Starlette(routes=routes, lifespan=lifespan), {"/slack/events": slack})
+    return lifespan
 
 
 class FrontDoor:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select, text, update
 
 from bot.imocha import RetryPolicy
 from bot.runtime.serving import ServerThread, free_port
-from bot.runtime.web import create_web_app
+from bot.runtime.web import RouteServices, create_web_app
 from store.db import make_engine, ping
 from store.models import Application, Invitation, OutboxMessage, Workspace
 from tests.fakes import slack_requests as sr
@@ -152,15 +152,17 @@ def test_healthz_answers_503_while_the_database_is_unreachable_and_200_again_aft
 
     runtime = bot.runtime
     web = create_web_app(
-        bolt=runtime.bolt,
-        signing_secret="unused",
-        intake=runtime.services.intake,
-        outbox=runtime.services.outbox,
-        callbacks=runtime.callbacks,
-        ping_db=ping_db,
-        ats_secret=None,
-        greenhouse_secret=None,
-        greenhouse_team=lambda: None,
+        RouteServices(
+            bolt=runtime.bolt,
+            signing_secret="unused",
+            intake=runtime.services.intake,
+            outbox=runtime.services.outbox,
+            callbacks=runtime.callbacks,
+            ping_db=ping_db,
+            ats_secret=None,
+            greenhouse_secret=None,
+            greenhouse_team=lambda: None,
+        )
     )
     server = ServerThread(web).start()
     try:
