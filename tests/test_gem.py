@@ -289,6 +289,121 @@ def test_a_candidate_with_several_emails_reads_as_primary_first() -> None:
     assert candidate.email_candidates == ["ada@example.com", "ada@analytical.example"]
 
 
+# The bodies are pydantic models (bot/ats/gem.py, "Bodies"); these pin how leniently each field reads.
+
+
+def test_an_application_reads_int_or_str_ids_null_or_missing_fields_and_ignores_extra_ones() -> None:
+    app = gem._parse_application(
+        {
+            "id": 42,
+            "candidate_id": " Y2FuZGlkYXRlczox ",
+            "status": " Active ",
+            "current_stage": {"id": 7, "name": " Phone Screen ", "entered_at": "?"},
+            "jobs": [{"id": "am9iOjE=", "name": "Backend"}, {"id": None, "name": "no id"}, {"name": "none"}, "junk", 3, {"id": ""}],
+            "last_activity_at": "2026-03-01T12:00:00",  # naive: UTC
+            "deleted_at": "not a date",
+            "source": {"id": "s", "public_name": "LinkedIn"},  # documented, not read
+        }
+    )
+    assert app == gem.Application(
+        id="42",
+        candidate_id="Y2FuZGlkYXRlczox",
+        status="active",
+        stage=gem.Ref("7", "Phone Screen"),
+        jobs=(gem.Ref("am9iOjE=", "Backend"),),
+        last_activity_at=datetime(2026, 3, 1, 12, tzinfo=UTC),
+        deleted_at=None,
+    )
+    bare = gem._parse_application({"id": "a", "candidate_id": None, "status": None, "current_stage": {"id": ""}, "jobs": None})
+    assert (bare.candidate_id, bare.status, bare.stage, bare.jobs) == (None, None, None, ())
+    assert gem._parse_application({"id": "a", "candidate_id": "", "status": 3, "current_stage": "Onsite", "jobs": "x"}).jobs == ()
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        (["not", "an", "object"], "application must be a JSON object, got list"),
+        ({"name": "no id"}, "application id: Field required"),
+        ({"id": None}, "application id: must be an id, got None"),
+        ({"id": True}, "application id: must be an id, got True"),
+        ({"id": 1.5}, "application id: must be an id, got 1.5"),
+        ({"id": "  "}, "application id: must be an id"),
+        ({"id": "a", "candidate_id": " "}, "application candidate_id: must be an id"),
+        ({"id": "a", "current_stage": {"id": False}}, "application current_stage.id: must be an id, got False"),
+        ({"id": "a", "jobs": [{"id": [1]}]}, "application jobs.0.id: must be an id"),
+        ({"id": "a", "jobs": 5}, "application jobs: must be a JSON array, got int"),
+    ],
+)
+def test_a_malformed_application_is_a_value_error_naming_the_field(item: object, problem: str) -> None:
+    with pytest.raises(ValueError, match="^" + problem.replace("(", r"\(").replace("[", r"\[")):
+        gem._parse_application(item)
+
+
+def test_a_malformed_item_in_a_page_is_a_protocol_error_and_so_is_a_malformed_candidate() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ats/v0/applications":
+            return httpx.Response(200, json=[{"id": "a1"}, {"id": {"nested": 1}}])
+        return httpx.Response(200, json={"first_name": "Ada"})
+
+    client = GemClient(httpx.Client(base_url="https://gem.test", transport=httpx.MockTransport(answer)), GOOD_GEM_KEY)
+    with pytest.raises(gem.GemProtocolError, match=r"unexpected item in Gem GET /ats/v0/applications: application id: must be an id"):
+        client.applications()
+    with pytest.raises(gem.GemProtocolError, match=r"unexpected response from Gem GET /ats/v0/candidates/c1: candidate id: Field required"):
+        client.candidate("c1")
+
+
+def test_a_candidates_emails_may_be_bare_strings_and_blank_ones_are_skipped() -> None:
+    candidate = gem._parse_candidate(
+        {
+            "id": 5,
+            "first_name": None,
+            "last_name": " Lovelace ",
+            "email_addresses": [
+                " ada@example.com ",
+                {"value": "ada@work.example", "is_primary": "true", "type": " work "},  # only JSON true is primary
+                {"value": "  ", "is_primary": True},
+                {"value": None},
+                "",
+                7,
+            ],
+        }
+    )
+    assert (candidate.id, candidate.name) == ("5", "Lovelace")
+    assert candidate.emails == (gem.EmailAddress("ada@example.com", False), gem.EmailAddress("ada@work.example", False, "work"))
+    assert gem._parse_candidate({"id": "c", "email_addresses": None}).emails == ()
+
+
+def test_a_jobs_hiring_team_reads_user_ids_and_anything_else_is_nobody() -> None:
+    team = {"recruiters": [{"id": 11, "name": "Rita"}, {"name": "no id"}, "junk"], "coordinators": {"id": "x"}, "sourcers": [{"id": "s"}]}
+    assert gem._parse_job({"id": "j", "name": " Backend ", "hiring_team": team}) == gem.Job("j", "Backend", ("11",), ())
+    assert gem._parse_job({"id": "j", "hiring_team": None}) == gem.Job("j", "", (), ())
+    assert gem._parse_job({"id": "j", "hiring_team": ["x"]}) == gem.Job("j", "", (), ())
+    with pytest.raises(ValueError, match=r"job hiring_team.recruiters.0.id: must be an id"):
+        gem._parse_job({"id": "j", "hiring_team": {"recruiters": [{"id": True}]}})
+
+
+def test_a_users_email_name_and_flags_read_from_what_gem_sends() -> None:
+    user = gem._parse_user(
+        {"id": "u", "first_name": "Rita", "last_name": " Ng ", "emails": [{"email": " "}, {"value": "rita@example.com"}]}
+    )
+    assert user == gem.User("u", "Rita Ng", "rita@example.com", disabled=False, site_admin=False)
+    primary = gem._parse_user({"id": 3, "name": "Rita", "primary_email_address": "r@example.com", "emails": 3, "site_admin": True})
+    assert primary == gem.User("3", "Rita", "r@example.com", disabled=False, site_admin=True)  # `emails` unread: no error
+    assert gem._parse_user({"id": "u", "emails": ["", " x@example.com "]}).email == "x@example.com"
+    assert gem._parse_user({"id": "u", "deleted_at": "2026-01-01T00:00:00Z"}).disabled is True
+    assert gem._parse_user({"id": "u", "disabled": 1, "deleted_at": None, "site_admin": "yes"}) == gem.User("u", "", None, False, False)
+    with pytest.raises(ValueError, match="user emails must be a JSON array"):
+        gem._parse_user({"id": "u", "emails": 3})
+
+
+def test_a_job_stages_priority_is_an_integer_or_none_and_a_notes_id_is_optional() -> None:
+    assert gem._parse_job_stage({"id": "s", "name": "Onsite", "job_id": 9, "priority": 2}) == gem.JobStage("s", "Onsite", "9", 2)
+    for priority in (True, "2", 2.0, None):
+        assert gem._parse_job_stage({"id": "s", "priority": priority, "job_id": ""}) == gem.JobStage("s", "", None, None)
+    assert gem._parse_note({"id": 12, "body": "hi"}) == gem.Note("12")
+    assert gem._parse_note({"id": ""}) == gem._parse_note(None) == gem._parse_note(["x"]) == gem.Note(None)
+
+
 # --------------------------------------------------------------------------------------------- intake
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from bot.ats.greenhouse import (
     HarvestActingUserError,
+    HarvestApplication,
     HarvestAuthError,
     HarvestClient,
     HarvestClients,
@@ -16,10 +19,14 @@ from bot.ats.greenhouse import (
     HarvestCredentials,
     HarvestForbiddenError,
     HarvestNotFoundError,
+    HarvestProtocolError,
     HarvestRateLimitError,
     HarvestServerError,
+    HarvestUser,
     HarvestValidationError,
+    RejectionReason,
 )
+from bot.ats.greenhouse.models import list_of, parse_application, parse_reason, parse_user, parse_user_email
 from bot.runtime.serving import free_port
 from tests.conftest import Clock
 from tests.fakes.greenhouse import CLIENT_ID, CLIENT_SECRET, FakeHarvest, HarvestState, fake_harvest  # noqa: F401 (fixture)
@@ -194,3 +201,58 @@ def test_greenhouse_out_of_reach_is_a_connection_error_that_says_nothing_was_sen
 def test_credentials_never_show_their_secret() -> None:
     assert CLIENT_SECRET not in repr(GOOD) and CLIENT_SECRET not in repr(HarvestClient(httpx.Client(), httpx.Client(), GOOD, clock=Clock()))
     assert HarvestCredentials.from_json(GOOD.to_json()) == GOOD
+
+
+# The items are pydantic models (bot/ats/greenhouse/models.py); these pin how leniently each field reads.
+
+
+def test_an_application_reads_ids_as_numbers_text_or_id_objects_and_ignores_extra_fields() -> None:
+    app = parse_application(
+        {"id": " 12 ", "status": "Rejected ", "current_stage": {"id": "7", "name": "Onsite"}, "jobs": [{"id": 3}, {"id": 4}]}
+    )
+    assert app == HarvestApplication(id=12, status="rejected ", current_stage_id=7, job_id=3)
+    assert parse_application(
+        {"id": 1, "current_stage_id": 5, "current_stage": {"id": 6}, "job_id": "9", "jobs": [8], "prospect": True}
+    ) == (HarvestApplication(1, None, 5, 9))
+    # A `current_stage_id` that is sent wins even when null; a `job_id` of "" is no job, not a reason to read `jobs`.
+    assert parse_application({"id": 1, "current_stage_id": None, "current_stage": {"id": 6}, "job_id": "", "jobs": [8]}) == (
+        HarvestApplication(1, None, None, None)
+    )
+    assert parse_application({"id": 1, "status": 3, "current_stage": True, "job_id": None, "jobs": []}) == HarvestApplication(
+        1, None, None, None
+    )
+    assert parse_application({"id": 1, "job_id": 2, "jobs": ["not read"]}).job_id == 2
+
+
+def test_a_user_and_a_rejection_reason_read_what_harvest_sends() -> None:
+    user = parse_user(
+        {"id": "5", "primary_email": "", "primary_email_address": "rita@example.com", "first_name": "Rita", "last_name": None}
+    )
+    assert user == HarvestUser(id=5, email="rita@example.com", name="Rita", deactivated=False)
+    assert parse_user({"id": 6, "name": "Sam", "disabled": True, "deactivated": "yes"}) == HarvestUser(6, None, "Sam", deactivated=True)
+    assert parse_user_email({"user_id": "7", "email": None, "extra": 1}) == {"user_id": 7, "email": ""}
+    assert parse_reason({"id": 2, "name": "Too junior", "type": {"id": 1, "name": "We rejected them"}}) == (
+        RejectionReason(2, "Too junior", "We rejected them")
+    )
+    assert parse_reason({"id": "3", "type": "They rejected us"}) == RejectionReason(3, "", "They rejected us")
+    assert parse_reason({"id": 4, "name": None, "type": {"id": 1}}) == RejectionReason(4, "", None)
+
+
+@pytest.mark.parametrize(
+    ("parse", "item", "problem"),
+    [
+        (parse_user, "Rita", "expected an object, got str"),
+        (parse_user, {"name": "no id"}, "user id: Field required"),
+        (parse_user, {"id": None}, "user id: must be an integer, got NoneType"),
+        (parse_user, {"id": "abc"}, "user id: invalid literal for int"),
+        (parse_user_email, {"user_id": [1]}, "user email user_id: must be an integer, got list"),
+        (parse_application, {"id": 1, "current_stage_id": "Onsite"}, "application current_stage_id: invalid literal for int"),
+        (parse_application, {"id": 1, "jobs": [{"id": 2.5}]}, "application job_id: invalid literal for int"),
+        (parse_reason, {"id": {"id": 1}}, "rejection reason id: must be an integer, got dict"),
+    ],
+)
+def test_a_malformed_item_fails_naming_the_field_and_a_list_of_them_is_a_protocol_error(parse: Any, item: object, problem: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(problem)):
+        parse(item)
+    with pytest.raises(HarvestProtocolError, match="^unexpected item in a Harvest list: " + re.escape(problem)):
+        list_of(parse)([item])

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 from bot.vendors.errors import VendorError, VendorRateLimitError, VendorStatusError
 from bot.vendors.http import Failure, RetryPolicy, Vendor, VendorClient, VendorHTTP
@@ -365,115 +366,275 @@ def _list_of(parse_item: Callable[[Any], _T]) -> Callable[[Any], list[_T]]:
     return parse
 
 
-def _obj(value: object, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
+# The values above are made from pydantic models of Gem's JSON (reference §7): each declares the fields
+# read, and how leniently. Gem's shapes are secondhand, so every field but an id takes what is sent and
+# reads anything unusable as empty; a missing or malformed id, an item that is not an object, or a number
+# where a list belongs fails (`_load` words it as one ValueError, which the client makes GemProtocolError).
 
 
-def _id(value: object, what: str) -> str:
+def _id(value: object) -> str:
     # IDs are opaque base64 strings; an integer is accepted and kept as its text.
     if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-        raise ValueError(f"{what} must be an id, got {value!r}"[:120])
+        raise ValueError(f"must be an id, got {value!r}"[:120])
     return str(value).strip()
 
 
-def _opt_id(value: object) -> str | None:
-    return None if value is None or value == "" else _id(value, "id")
+def _id_or_none(value: object) -> str | None:
+    return None if value is None or value == "" else _id(value)
 
 
 def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _ref(value: object) -> Ref | None:
-    if not isinstance(value, dict) or value.get("id") in (None, ""):
-        return None
-    return Ref(id=_id(value["id"], "id"), name=_text(value.get("name")))
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+Id = Annotated[str, PlainValidator(_id)]
+OptId = Annotated[str | None, PlainValidator(_id_or_none)]  # null or "" is none; anything else must be an id
+Text = Annotated[str, PlainValidator(_text)]  # a string, stripped; anything else is ""
+OptInt = Annotated[int | None, PlainValidator(_int)]  # an integer (not a boolean); anything else is None
+OptTime = Annotated[datetime | None, PlainValidator(opt_datetime)]
+IsTrue = Annotated[bool, PlainValidator(lambda value: value is True)]  # JSON true; anything else is False
+IsSet = Annotated[bool, PlainValidator(lambda value: value not in (None, ""))]  # e.g. a `deleted_at` with a value
+
+
+def _loop(value: object) -> list[Any]:
+    """The entries of a list field, as the hand-written parser looped over them (`for x in value or []`):
+    null, false, 0, "" and {} are none, and a string's characters or an object's keys are entries (then
+    skipped as not objects, except as a bare email address); a number or true is an error."""
+    try:
+        return list(value or [])  # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError(f"must be a JSON array, got {type(value).__name__}") from None
+
+
+def _has_id(value: object) -> bool:
+    return isinstance(value, dict) and value.get("id") not in (None, "")
+
+
+def _ref_or_none(value: object) -> object:
+    """An `{id, name}` object without an id (or anything but an object) is no ref at all."""
+    return value if _has_id(value) else None
+
+
+def _looped_refs(value: object) -> list[Any]:
+    return [entry for entry in _loop(value) if _has_id(entry)]
+
+
+def _listed_refs(value: object) -> list[Any]:
+    return [entry for entry in value if _has_id(entry)] if isinstance(value, list) else []
+
+
+class _Body(BaseModel):
+    """One JSON object of Gem's; `what` names it in errors. Fields Gem sends and these leave out are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    what: ClassVar[str] = "body"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.what} must be a JSON object, got {type(data).__name__}")
+        return data
+
+
+_B = TypeVar("_B", bound=_Body)
+
+
+def _load(model: type[_B], data: object) -> _B:
+    """Validate `data` as `model`; a one-line ValueError naming the first problems when it does not fit."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors()[:3]:
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{model.what} {where}: {message}" if where else message)
+        raise ValueError("; ".join(problems)) from None
+
+
+class RefBody(_Body):
+    """`{id, name}`: a stage or job of an application (GemJobStageLite, GemJobLite), a hiring team's user."""
+
+    what = "ref"
+
+    id: Id
+    name: Text = ""
+
+    def value(self) -> Ref:
+        return Ref(id=self.id, name=self.name)
+
+
+Refs = Annotated[list[RefBody], BeforeValidator(_looped_refs)]  # entries without an id are skipped
+
+
+class ApplicationBody(_Body):
+    what = "application"
+
+    id: Id
+    candidate_id: OptId = None
+    status: Text = ""
+    current_stage: Annotated[RefBody | None, BeforeValidator(_ref_or_none)] = None
+    jobs: Refs = []
+    last_activity_at: OptTime = None
+    deleted_at: OptTime = None
+
+    def value(self) -> Application:
+        return Application(
+            id=self.id,
+            candidate_id=self.candidate_id,
+            status=self.status.lower() or None,
+            stage=self.current_stage.value() if self.current_stage else None,
+            jobs=tuple(job.value() for job in self.jobs),
+            last_activity_at=self.last_activity_at,
+            deleted_at=self.deleted_at,
+        )
+
+
+def _email_entries(value: object) -> list[Any]:
+    """`{type, value, is_primary}` objects, a bare string being an address too; ones without an address are skipped."""
+    entries = []
+    for entry in _loop(value):
+        if isinstance(entry, str):
+            entry = {"value": entry}
+        if isinstance(entry, dict) and _text(entry.get("value")):
+            entries.append(entry)
+    return entries
+
+
+class EmailAddressBody(_Body):
+    what = "email address"
+
+    value: Text
+    is_primary: IsTrue = False
+    type: Text = ""
+
+
+class CandidateBody(_Body):
+    what = "candidate"
+
+    id: Id
+    first_name: Text = ""
+    last_name: Text = ""
+    email_addresses: Annotated[list[EmailAddressBody], BeforeValidator(_email_entries)] = []
+
+    def value(self) -> Candidate:
+        emails = tuple(EmailAddress(e.value, e.is_primary, e.type or None) for e in self.email_addresses)
+        return Candidate(id=self.id, first_name=self.first_name, last_name=self.last_name, emails=emails)
+
+
+class HiringTeamBody(_Body):
+    what = "hiring team"
+
+    recruiters: Annotated[list[RefBody], BeforeValidator(_listed_refs)] = []  # GemUserLite; anything but an array is nobody
+    coordinators: Annotated[list[RefBody], BeforeValidator(_listed_refs)] = []
+
+
+class JobBody(_Body):
+    what = "job"
+
+    id: Id
+    name: Text = ""
+    hiring_team: Annotated[HiringTeamBody, BeforeValidator(lambda team: team if isinstance(team, dict) else {})] = Field(
+        default_factory=HiringTeamBody
+    )
+
+    def value(self) -> Job:
+        team = self.hiring_team
+        return Job(
+            id=self.id,
+            name=self.name,
+            recruiter_ids=tuple(user.id for user in team.recruiters),
+            coordinator_ids=tuple(user.id for user in team.coordinators),
+        )
+
+
+def _user_emails(value: object) -> list[str] | None:
+    """A user's addresses (`{email}` or `{value}` objects, or strings), blank ones skipped; None when not a list."""
+    try:
+        entries = _loop(value)
+    except ValueError:
+        return None  # an error only if the user has no primary address (UserBody._an_address)
+    found = (_text(entry.get("email") or entry.get("value")) if isinstance(entry, dict) else _text(entry) for entry in entries)
+    return [email for email in found if email]
+
+
+class UserBody(_Body):
+    what = "user"
+
+    id: Id
+    name: Text = ""
+    first_name: Text = ""
+    last_name: Text = ""
+    primary_email_address: Text = ""
+    emails: Annotated[list[str] | None, BeforeValidator(_user_emails)] = []  # read only without a primary address
+    disabled: IsTrue = False
+    deleted: IsSet = Field(False, validation_alias="deleted_at")
+    site_admin: IsTrue = False
+
+    @model_validator(mode="after")
+    def _an_address(self) -> UserBody:
+        if not self.primary_email_address and self.emails is None:
+            raise ValueError("user emails must be a JSON array")
+        return self
+
+    def value(self) -> User:
+        email = self.primary_email_address or next(iter(self.emails or ()), None)
+        return User(
+            id=self.id,
+            name=self.name or " ".join(part for part in (self.first_name, self.last_name) if part),
+            email=email,
+            disabled=self.disabled or self.deleted,
+            site_admin=self.site_admin,
+        )
+
+
+class JobStageBody(_Body):
+    what = "job stage"
+
+    id: Id
+    name: Text = ""
+    job_id: OptId = None
+    priority: OptInt = None
+
+    def value(self) -> JobStage:
+        return JobStage(id=self.id, name=self.name, job_id=self.job_id, priority=self.priority)
+
+
+class NoteBody(_Body):
+    """The created note; its shape is secondhand, and a 2xx is what matters, so nothing in it can fail."""
+
+    what = "note"
+
+    id: Annotated[str | None, PlainValidator(lambda value: None if value in (None, "") else str(value))] = None
 
 
 def _parse_application(value: object) -> Application:
-    item = _obj(value, "application")
-    jobs = tuple(ref for ref in (_ref(j) for j in item.get("jobs") or []) if ref is not None)
-    return Application(
-        id=_id(item.get("id"), "application id"),
-        candidate_id=_opt_id(item.get("candidate_id")),
-        status=_text(item.get("status")).lower() or None,
-        stage=_ref(item.get("current_stage")),
-        jobs=jobs,
-        last_activity_at=opt_datetime(item.get("last_activity_at")),
-        deleted_at=opt_datetime(item.get("deleted_at")),
-    )
+    return _load(ApplicationBody, value).value()
 
 
 def _parse_candidate(value: object) -> Candidate:
-    item = _obj(value, "candidate")
-    emails = []
-    for entry in item.get("email_addresses") or []:
-        if isinstance(entry, dict) and _text(entry.get("value")):
-            emails.append(EmailAddress(_text(entry.get("value")), entry.get("is_primary") is True, _text(entry.get("type")) or None))
-        elif isinstance(entry, str) and entry.strip():
-            emails.append(EmailAddress(entry.strip(), False))
-    return Candidate(
-        id=_id(item.get("id"), "candidate id"),
-        first_name=_text(item.get("first_name")),
-        last_name=_text(item.get("last_name")),
-        emails=tuple(emails),
-    )
-
-
-def _user_ids(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(_id(u["id"], "user id") for u in value if isinstance(u, dict) and u.get("id") not in (None, ""))
+    return _load(CandidateBody, value).value()
 
 
 def _parse_job(value: object) -> Job:
-    item = _obj(value, "job")
-    raw_team = item.get("hiring_team")
-    team: Mapping[str, Any] = raw_team if isinstance(raw_team, dict) else {}
-    return Job(
-        id=_id(item.get("id"), "job id"),
-        name=_text(item.get("name")),
-        recruiter_ids=_user_ids(team.get("recruiters")),
-        coordinator_ids=_user_ids(team.get("coordinators")),
-    )
+    return _load(JobBody, value).value()
 
 
 def _parse_user(value: object) -> User:
-    item = _obj(value, "user")
-    email = _text(item.get("primary_email_address")) or None
-    if email is None:
-        for entry in item.get("emails") or []:
-            candidate = _text(entry.get("email") or entry.get("value")) if isinstance(entry, dict) else _text(entry)
-            if candidate:
-                email = candidate
-                break
-    name = _text(item.get("name")) or " ".join(p for p in (_text(item.get("first_name")), _text(item.get("last_name"))) if p)
-    return User(
-        id=_id(item.get("id"), "user id"),
-        name=name,
-        email=email,
-        disabled=item.get("disabled") is True or item.get("deleted_at") not in (None, ""),
-        site_admin=item.get("site_admin") is True,
-    )
+    return _load(UserBody, value).value()
 
 
 def _parse_job_stage(value: object) -> JobStage:
-    item = _obj(value, "job stage")
-    priority = item.get("priority")
-    return JobStage(
-        id=_id(item.get("id"), "stage id"),
-        name=_text(item.get("name")),
-        job_id=_opt_id(item.get("job_id")),
-        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else None,
-    )
+    return _load(JobStageBody, value).value()
 
 
 def _parse_note(data: object) -> Note:
-    if isinstance(data, dict) and data.get("id") not in (None, ""):
-        return Note(id=str(data["id"]))
-    return Note(id=None)  # the response shape is secondhand: a 2xx is what matters
+    return Note(id=_load(NoteBody, data).id if isinstance(data, dict) else None)
 
 
 __all__ = [

@@ -55,7 +55,10 @@ class GemScoreNotes:
         self._claims = claims
         self._visibility = note_visibility
         self._writeback_batch = batch
-        self._not_before = not_before if not_before is not None else {}  # per workspace, after a 429 (shared with polling)
+        # Per workspace, after a 429 the client gave up on (shared with polling, bot/ats/gem_poller.py). Not the key's
+        # RateLimiter: that one makes the next request sleep (up to RetryPolicy.max_retry_after) on a monotonic
+        # clock, while this one skips and reschedules rows until a wall-clock time: the full Retry-After, or 60 s.
+        self._not_before = not_before if not_before is not None else {}
 
     def write_back(self) -> int:
         """Add a note to the Gem candidate of each completed assessment that is due; returns notes written.

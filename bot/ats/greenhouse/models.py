@@ -1,12 +1,14 @@
-"""The values the Harvest client returns, and the readers that make them from Harvest's JSON."""
+"""The values the Harvest client returns, and the pydantic models that read them from Harvest's JSON."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 from bot.ats.greenhouse.errors import HarvestProtocolError
 from bot.vendors.http import error_text as vendor_error_text
@@ -77,54 +79,142 @@ def list_of(parse: Callable[[Any], Any]) -> Callable[[object], list[Any]]:
     return read
 
 
-def _obj(value: object) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected an object, got {type(value).__name__}")
-    return value
+# Harvest's items as pydantic models: each declares the fields read and how (extra fields are ignored).
+# Ids go through int() as they always have (a number or its text); a missing or unusable one fails, as
+# does an item that is not an object. The other fields take what Harvest sends.
 
 
-def _opt_int(value: object) -> int | None:
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError(f"must be an integer, got {type(value).__name__}") from None
+
+
+def _ref_id(value: object) -> int | None:
+    """An id, or an `{"id": ...}` object's; null, "" and booleans are none."""
     if isinstance(value, bool) or value in (None, ""):
         return None
     if isinstance(value, dict):
-        return _opt_int(value.get("id"))
+        return _ref_id(value.get("id"))
     return int(str(value))
 
 
+def _type_name(value: object) -> str | None:
+    """A rejection reason's type: `{id, name}` (its name) or a bare name."""
+    name = value.get("name") if isinstance(value, dict) else value
+    return str(name) if name else None
+
+
+Int = Annotated[int, PlainValidator(_int)]
+RefId = Annotated[int | None, PlainValidator(_ref_id)]
+Text = Annotated[str, PlainValidator(lambda value: str(value or ""))]
+OptText = Annotated[str | None, PlainValidator(lambda value: str(value) if value else None)]  # falsy is none
+Lower = Annotated[str | None, PlainValidator(lambda value: value.lower() if isinstance(value, str) else None)]
+IsTrue = Annotated[bool, PlainValidator(lambda value: value is True)]
+
+
+class _Item(BaseModel):
+    """One JSON object in a Harvest list; `what` names it in errors."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    what: ClassVar[str] = "item"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object, got {type(data).__name__}")
+        return data
+
+
+_M = TypeVar("_M", bound=_Item)
+
+
+def _load(model: type[_M], data: object) -> _M:
+    """Validate `data` as `model`; a one-line ValueError naming the first problems when it does not fit."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors()[:3]:
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{model.what} {where}: {message}" if where else message)
+        raise ValueError("; ".join(problems)) from None
+
+
+class UserItem(_Item):
+    what = "user"
+
+    id: Int
+    primary_email: OptText = None
+    primary_email_address: OptText = None
+    name: OptText = None
+    first_name: OptText = None
+    last_name: OptText = None
+    deactivated: IsTrue = False
+    disabled: IsTrue = False
+
+    def value(self) -> HarvestUser:
+        name = self.name or " ".join(part for part in (self.first_name, self.last_name) if part)
+        email = self.primary_email or self.primary_email_address
+        return HarvestUser(id=self.id, email=email, name=name, deactivated=self.deactivated or self.disabled)
+
+
+class UserEmailItem(_Item):
+    what = "user email"
+
+    user_id: Int
+    email: Text = ""
+
+
+class ApplicationItem(_Item):
+    what = "application"
+
+    id: Int
+    status: Lower = None
+    stage: RefId = Field(None, validation_alias=AliasChoices("current_stage_id", "current_stage"))  # the first one sent
+    job_id: RefId = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_job(cls, data: Any) -> Any:
+        """Without a `job_id`, the first of `jobs` (an id or an `{id}` object)."""
+        if isinstance(data, dict) and data.get("job_id") is None and isinstance(data.get("jobs"), list) and data["jobs"]:
+            return {**data, "job_id": data["jobs"][0]}
+        return data
+
+    def value(self) -> HarvestApplication:
+        return HarvestApplication(id=self.id, status=self.status, current_stage_id=self.stage, job_id=self.job_id)
+
+
+class ReasonItem(_Item):
+    what = "rejection reason"
+
+    id: Int
+    name: Text = ""
+    type: Annotated[str | None, PlainValidator(_type_name)] = None
+
+    def value(self) -> RejectionReason:
+        return RejectionReason(id=self.id, name=self.name, type=self.type)
+
+
 def parse_user(value: object) -> HarvestUser:
-    item = _obj(value)
-    email = item.get("primary_email") or item.get("primary_email_address")
-    name = item.get("name") or " ".join(str(p) for p in (item.get("first_name"), item.get("last_name")) if p)
-    deactivated = item.get("deactivated") is True or item.get("disabled") is True
-    return HarvestUser(id=int(item["id"]), email=str(email) if email else None, name=str(name or ""), deactivated=deactivated)
+    return _load(UserItem, value).value()
 
 
 def parse_user_email(value: object) -> dict[str, Any]:
-    item = _obj(value)
-    return {"user_id": int(item["user_id"]), "email": str(item.get("email") or "")}
+    item = _load(UserEmailItem, value)
+    return {"user_id": item.user_id, "email": item.email}
 
 
 def parse_application(value: object) -> HarvestApplication:
-    item = _obj(value)
-    stage = item.get("current_stage_id", item.get("current_stage"))
-    job = item.get("job_id")
-    if job is None and isinstance(item.get("jobs"), list) and item["jobs"]:
-        job = item["jobs"][0]
-    status = item.get("status")
-    return HarvestApplication(
-        id=int(item["id"]),
-        status=str(status).lower() if isinstance(status, str) else None,
-        current_stage_id=_opt_int(stage),
-        job_id=_opt_int(job),
-    )
+    return _load(ApplicationItem, value).value()
 
 
 def parse_reason(value: object) -> RejectionReason:
-    item = _obj(value)
-    kind = item.get("type")
-    if isinstance(kind, dict):
-        kind = kind.get("name")
-    return RejectionReason(id=int(item["id"]), name=str(item.get("name") or ""), type=str(kind) if kind else None)
+    return _load(ReasonItem, value).value()
 
 
 def error_text(body: object) -> str | None:
