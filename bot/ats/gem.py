@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, PlainValidator, model_validator
 
 from bot.vendors.errors import VendorError, VendorRateLimitError, VendorStatusError
 from bot.vendors.http import Failure, RetryPolicy, Vendor, VendorClient, VendorHTTP
 from bot.vendors.pacing import RateLimiter
-from bot.vendors.parsing import opt_datetime
+from bot.vendors.parsing import VendorBody, load, opt_datetime
 
 logger = logging.getLogger("bot.ats.gem")
 
@@ -369,7 +369,7 @@ def _list_of(parse_item: Callable[[Any], _T]) -> Callable[[Any], list[_T]]:
 # The values above are made from pydantic models of Gem's JSON (reference §7): each declares the fields
 # read, and how leniently. Gem's shapes are secondhand, so every field but an id takes what is sent and
 # reads anything unusable as empty; a missing or malformed id, an item that is not an object, or a number
-# where a list belongs fails (`_load` words it as one ValueError, which the client makes GemProtocolError).
+# where a list belongs fails (`load` words it as one ValueError, which the client makes GemProtocolError).
 
 
 def _id(value: object) -> str:
@@ -427,34 +427,8 @@ def _listed_refs(value: object) -> list[Any]:
     return [entry for entry in value if _has_id(entry)] if isinstance(value, list) else []
 
 
-class _Body(BaseModel):
-    """One JSON object of Gem's; `what` names it in errors. Fields Gem sends and these leave out are ignored."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    what: ClassVar[str] = "body"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _an_object(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise ValueError(f"{cls.what} must be a JSON object, got {type(data).__name__}")
-        return data
-
-
-_B = TypeVar("_B", bound=_Body)
-
-
-def _load(model: type[_B], data: object) -> _B:
-    """Validate `data` as `model`; a one-line ValueError naming the first problems when it does not fit."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors()[:3]:
-            where = ".".join(str(part) for part in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{model.what} {where}: {message}" if where else message)
-        raise ValueError("; ".join(problems)) from None
+class _Body(VendorBody):
+    """One JSON object of Gem's; `what` names it in errors."""
 
 
 class RefBody(_Body):
@@ -614,27 +588,27 @@ class NoteBody(_Body):
 
 
 def _parse_application(value: object) -> Application:
-    return _load(ApplicationBody, value).value()
+    return load(ApplicationBody, value).value()
 
 
 def _parse_candidate(value: object) -> Candidate:
-    return _load(CandidateBody, value).value()
+    return load(CandidateBody, value).value()
 
 
 def _parse_job(value: object) -> Job:
-    return _load(JobBody, value).value()
+    return load(JobBody, value).value()
 
 
 def _parse_user(value: object) -> User:
-    return _load(UserBody, value).value()
+    return load(UserBody, value).value()
 
 
 def _parse_job_stage(value: object) -> JobStage:
-    return _load(JobStageBody, value).value()
+    return load(JobStageBody, value).value()
 
 
 def _parse_note(data: object) -> Note:
-    return Note(id=_load(NoteBody, data).id if isinstance(data, dict) else None)
+    return Note(id=load(NoteBody, data).id if isinstance(data, dict) else None)
 
 
 __all__ = [

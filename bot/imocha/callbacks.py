@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import Field
 
 from bot.imocha.errors import lookup
-from bot.imocha.fields import AnyStatus, Body, Id, OptFloat, OptStr, OptTime, load, names
+from bot.imocha.fields import AnyStatus, Body, Id, OptFloat, OptStr, OptTime, names
 from bot.imocha.status import Status
 from bot.imocha.values import Callback
+from bot.vendors.parsing import load
 
 
 class CallbackBody(Body):

@@ -13,13 +13,16 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError, model_validator
+from pydantic import AliasChoices, BeforeValidator, PlainValidator
 
 from bot.imocha.errors import lookup
 from bot.imocha.status import Status, normalize_status
-from bot.vendors.parsing import opt_datetime  # iMocha's naive timestamps (e.g. AttemptedOnUtc) are UTC
+from bot.vendors.parsing import (
+    VendorBody,
+    opt_datetime,  # iMocha's naive timestamps (e.g. AttemptedOnUtc) are UTC
+)
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -105,17 +108,12 @@ def names(*spellings: str) -> AliasChoices:
     return AliasChoices(*spellings)
 
 
-class Body(BaseModel):
-    """One JSON object of iMocha's; `what` names it in errors."""
+class Body(VendorBody):
+    """One JSON object of iMocha's; `what` names it in errors. Its fields are read from the first of
+    their spellings that iMocha sent (`names(...)`)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    what: ClassVar[str] = "body"
-
-    @model_validator(mode="before")
     @classmethod
-    def _pick_spellings(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise ValueError(f"{cls.what} must be a JSON object, got {type(data).__name__}")
+    def prepare(cls, data: dict[str, Any]) -> Any:
         cls.check(data)
         picked: dict[str, Any] = {}
         for name, field in cls.model_fields.items():
@@ -129,19 +127,3 @@ class Body(BaseModel):
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
         """Refuse a body by what it holds as sent (before spellings are picked); ValueError to refuse."""
-
-
-_B = TypeVar("_B", bound=Body)
-
-
-def load(model: type[_B], data: object) -> _B:
-    """Validate `data` as `model`; a ValueError naming the first problems when it does not fit."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors()[:3]:
-            where = ".".join(str(part) for part in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{model.what} {where}: {message}" if where else message)
-        raise ValueError("; ".join(problems)) from None

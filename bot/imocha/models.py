@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import Field
 
 from bot.imocha.errors import error_text, lookup
-from bot.imocha.fields import AnyStatus, Array, Body, Id, OptFloat, OptId, OptInt, OptStr, OptTime, Text, load, names
+from bot.imocha.fields import AnyStatus, Array, Body, Id, OptFloat, OptId, OptInt, OptStr, OptTime, Text, names
 from bot.imocha.status import Status
 from bot.imocha.values import Attempt, CallbackReplay, Cancelled, Invitation, Report, SectionScore, Test, TestDetail, TestSection
+from bot.vendors.parsing import load
 
 # ---- tests: GET /v3/tests, GET /v3/tests/{id} -----------------------------------------------------
 

@@ -6,12 +6,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from pydantic import AliasChoices, Field, PlainValidator, model_validator
 
 from bot.ats.greenhouse.errors import HarvestProtocolError
 from bot.vendors.http import error_text as vendor_error_text
+from bot.vendors.parsing import VendorBody, load
 
 
 @dataclass(frozen=True)
@@ -114,34 +115,11 @@ Lower = Annotated[str | None, PlainValidator(lambda value: value.lower() if isin
 IsTrue = Annotated[bool, PlainValidator(lambda value: value is True)]
 
 
-class _Item(BaseModel):
+class _Item(VendorBody):
     """One JSON object in a Harvest list; `what` names it in errors."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    what: ClassVar[str] = "item"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _an_object(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise ValueError(f"expected an object, got {type(data).__name__}")
-        return data
-
-
-_M = TypeVar("_M", bound=_Item)
-
-
-def _load(model: type[_M], data: object) -> _M:
-    """Validate `data` as `model`; a one-line ValueError naming the first problems when it does not fit."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors()[:3]:
-            where = ".".join(str(part) for part in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{model.what} {where}: {message}" if where else message)
-        raise ValueError("; ".join(problems)) from None
+    what = "item"
+    not_an_object = "expected an object, got {kind}"
 
 
 class UserItem(_Item):
@@ -201,20 +179,20 @@ class ReasonItem(_Item):
 
 
 def parse_user(value: object) -> HarvestUser:
-    return _load(UserItem, value).value()
+    return load(UserItem, value).value()
 
 
 def parse_user_email(value: object) -> dict[str, Any]:
-    item = _load(UserEmailItem, value)
+    item = load(UserEmailItem, value)
     return {"user_id": item.user_id, "email": item.email}
 
 
 def parse_application(value: object) -> HarvestApplication:
-    return _load(ApplicationItem, value).value()
+    return load(ApplicationItem, value).value()
 
 
 def parse_reason(value: object) -> RejectionReason:
-    return _load(ReasonItem, value).value()
+    return load(ReasonItem, value).value()
 
 
 def error_text(body: object) -> str | None:
