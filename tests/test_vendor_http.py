@@ -143,3 +143,21 @@ def test_a_2xx_the_parser_rejects_is_the_vendors_protocol_error() -> None:
 
     with pytest.raises(AcmeProtocolError, match="unexpected response from Acme GET /v1/things: things must be a list"):
         api.call("GET", "/v1/things", parse)
+
+
+def test_a_hold_lasts_until_its_moment_per_workspace_and_can_be_cleared() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.vendors.pacing import Holds
+
+    holds = Holds()
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert holds.until(1, now) is None
+    end = holds.hold(1, now, timedelta(seconds=30))
+    assert end == now + timedelta(seconds=30)
+    assert holds.until(1, now + timedelta(seconds=29)) == end
+    assert holds.until(1, end) is None  # over at its moment
+    assert holds.until(2, now) is None  # another workspace is not held
+    holds.hold(2, now, timedelta(minutes=5))
+    holds.clear()
+    assert holds.until(2, now) is None

@@ -28,6 +28,7 @@ from bot.imocha import (
     Status,
 )
 from bot.slack.access import Access
+from bot.vendors.pacing import Holds
 from bot.workspace.settings import NotConfigured, Workspaces
 from store import repos
 from store.models import Invitation, Workspace
@@ -90,8 +91,8 @@ class _PollCore:
         self.clock = clock
         self._max_workers = max(1, max_workers)
         self._after_change = after_change
-        # Per workspace: no iMocha calls before this moment (set from a 429's Retry-After).
-        self.not_before: dict[int, datetime] = {}
+        # Per workspace: no iMocha calls before a moment (set from a 429's Retry-After).
+        self.holds = Holds()
 
     def stream_reports(
         self, client: ImochaClient, imocha_ids: Sequence[int], stats: PollStats, reads: _Reads
@@ -151,8 +152,8 @@ class _PollCore:
         return changed
 
     def rate_limited(self, workspace_id: int, now: datetime, stats: PollStats) -> bool:
-        until = self.not_before.get(workspace_id)
-        if until is None or now >= until:
+        until = self.holds.until(workspace_id, now)
+        if until is None:
             return False
         stats.error = f"rate limited by iMocha until {until.isoformat(timespec='seconds')}"
         return True
@@ -160,7 +161,7 @@ class _PollCore:
     def failed(self, workspace_id: int, now: datetime, exc: ImochaError) -> ImochaError:
         if isinstance(exc, RateLimitError):
             wait = exc.retry_after if exc.retry_after is not None else DEFAULT_RETRY_AFTER
-            self.not_before[workspace_id] = now + timedelta(seconds=wait)
+            self.holds.hold(workspace_id, now, timedelta(seconds=wait))
         return exc
 
     def notify(self) -> None:
@@ -370,8 +371,8 @@ class StatusPoller:
         self._core = _PollCore(session_factory, workspaces, clock, max_workers=max_workers, after_change=after_change)
         self._window = _WindowPoll(self._core, overlap=overlap, first_window=first_window)
         self._sweep = _Sweep(self._core, sweep_batch=sweep_batch)
-        # Per workspace: no iMocha calls before this moment (set from a 429's Retry-After); shared by the parts.
-        self._not_before = self._core.not_before
+        # Per workspace: no iMocha calls before a moment (set from a 429's Retry-After); shared by the parts.
+        self.holds = self._core.holds
 
     # -- the window poll ----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.ats import gem
 from bot.ats.gem_directory import GemDirectory
 from bot.runtime.claims import ClaimKeeper, ClaimTable
+from bot.vendors.pacing import Holds
 from bot.workspace.settings import Workspaces
 from store.models import Application, GemWriteback, Invitation
 
@@ -45,7 +46,7 @@ class GemScoreNotes:
         *,
         note_visibility: str = "private",
         batch: int = 50,
-        not_before: dict[int, datetime] | None = None,
+        holds: Holds | None = None,
     ):
         self._sf = session_factory
         self._workspaces = workspaces
@@ -55,10 +56,8 @@ class GemScoreNotes:
         self._claims = claims
         self._visibility = note_visibility
         self._writeback_batch = batch
-        # Per workspace, after a 429 the client gave up on (shared with polling, bot/ats/gem_poller.py). Not the key's
-        # RateLimiter: that one makes the next request sleep (up to RetryPolicy.max_retry_after) on a monotonic
-        # clock, while this one skips and reschedules rows until a wall-clock time: the full Retry-After, or 60 s.
-        self._not_before = not_before if not_before is not None else {}
+        # Per workspace, after a 429 the client gave up on (shared with polling, bot/ats/gem_poller.py); see Holds.
+        self._holds = holds if holds is not None else Holds()
 
     def write_back(self) -> int:
         """Add a note to the Gem candidate of each completed assessment that is due; returns notes written.
@@ -120,8 +119,8 @@ class GemScoreNotes:
         if not candidate_id:
             self._writeback_failed(row_id, now, attempts, "the application has no Gem candidate id", permanent=True)
             return False
-        not_before = self._not_before.get(workspace_id)
-        if not_before is not None and now < not_before:
+        not_before = self._holds.until(workspace_id, now)
+        if not_before is not None:
             self._writeback_later(row_id, not_before, "waiting for Gem's rate limit")
             return False
         key = self._workspaces.gem_key(workspace_id)
@@ -137,7 +136,7 @@ class GemScoreNotes:
             client.add_note(candidate_id, body=body, user_id=author, visibility=self._visibility)
         except gem.GemRateLimitError as exc:
             wait = timedelta(seconds=exc.retry_after) if exc.retry_after else DEFAULT_RETRY_AFTER
-            self._not_before[workspace_id] = now + wait
+            self._holds.hold(workspace_id, now, wait)
             self._writeback_later(row_id, now + wait, f"HTTP 429: {exc.message}")
             log.warning("Gem note %s postponed %ds: Gem is rate-limiting the key (HTTP 429)", row_id, wait.total_seconds())
             return False

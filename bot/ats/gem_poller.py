@@ -34,6 +34,7 @@ from bot.ats.gem_notes import GemScoreNotes, note_body
 from bot.ats.gem_stages import GemStages
 from bot.ats.intake import Intake, UnknownWorkspace
 from bot.runtime.claims import ClaimKeeper, claim_holder_id
+from bot.vendors.pacing import Holds
 from bot.workspace.settings import Workspaces
 from store import repos
 from store.models import Workspace
@@ -92,7 +93,7 @@ class GemPoller:
         self._clock = clock
         self._overlap = overlap
         self._full_scan_every = full_scan_every
-        self._not_before: dict[int, datetime] = {}  # per workspace, after a 429 (the notes wait for it too)
+        self._holds = Holds()  # per workspace, after a 429 (the notes wait for it too)
         self._refused: dict[int, tuple[str, datetime]] = {}  # per workspace: refused key, next try
         self.directory = GemDirectory(clock, user_by_email)
         self.stages = GemStages(session_factory, clock)
@@ -106,7 +107,7 @@ class GemPoller:
             self._claims,
             note_visibility=note_visibility,
             batch=writeback_batch,
-            not_before=self._not_before,
+            holds=self._holds,
         )
 
     def write_back(self) -> int:
@@ -188,7 +189,7 @@ class GemPoller:
         if isinstance(exc, gem.GemAuthError):
             self._refused[workspace_id] = (gem.key_fingerprint(key), now + AUTH_RETRY)
         elif isinstance(exc, gem.GemRateLimitError):
-            self._not_before[workspace_id] = now + _rate_limit_wait(exc)
+            self._holds.hold(workspace_id, now, _rate_limit_wait(exc))
         _report_stop(team_id, exc, stats)
 
     def _finish(self, workspace_id: int, team_id: str, now: datetime, stats: GemPollStats) -> None:
@@ -209,8 +210,8 @@ class GemPoller:
         _report_cycle(team_id, stats)
 
     def _waiting(self, workspace_id: int, key: str, now: datetime, stats: GemPollStats) -> bool:
-        not_before = self._not_before.get(workspace_id)
-        if not_before is not None and now < not_before:
+        not_before = self._holds.until(workspace_id, now)
+        if not_before is not None:
             stats.skipped = f"rate-limited until {not_before.isoformat()}"
             return True
         refused = self._refused.get(workspace_id)

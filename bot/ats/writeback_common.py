@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.runtime.backoff import Backoff
 from bot.runtime.claims import ClaimTable
+from bot.vendors.pacing import Holds
 from store.models import AtsWriteback
 
 GREENHOUSE, GEM = "greenhouse", "gem"
@@ -86,16 +87,16 @@ class RateLimits:
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self._clock = clock
-        self._not_before: dict[int, datetime] = {}
+        self._holds = Holds()
 
     def pause(self, workspace_id: int, retry_after: float | None) -> timedelta:
         """Hold the workspace's writes for `retry_after` seconds (None: the default); returns the wait."""
         wait = timedelta(seconds=retry_after) if retry_after else DEFAULT_RETRY_AFTER
-        self._not_before[workspace_id] = self._clock() + wait
+        self._holds.hold(workspace_id, self._clock(), wait)
         return wait
 
     def until(self, workspace_id: int) -> datetime | None:
-        return self._not_before.get(workspace_id)
+        return self._holds.until(workspace_id, self._clock())
 
 
 def actor_email(slack_email: Callable[[str, str], str | None], job: Job) -> str | None:

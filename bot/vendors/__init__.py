@@ -22,10 +22,11 @@ from bot.vendors.http import (
     error_text,
     retry_after_seconds,
 )
-from bot.vendors.pacing import RateLimiter
+from bot.vendors.pacing import Holds, RateLimiter
 
 __all__ = [
     "Failure",
+    "Holds",
     "Pacer",
     "RateLimiter",
     "RetryPolicy",

@@ -1,7 +1,13 @@
-"""Pacing one API key: a token bucket, a cap on requests in flight, and a shared pause after a 429.
+"""Pacing vendor calls: a token bucket and a shared pause per API key, and holds per workspace.
 
 A `RateLimiter` is the `Pacer` a `VendorHTTP` takes; give every client that uses one key the same
-limiter (`bot.ats.gem.GemClients` keeps one per key), so that they share the key's budget.
+limiter (`bot.ats.gem.GemClients` keeps one per key), so that they share the key's budget. It makes
+the next request sleep, on the monotonic clock, through a short Retry-After.
+
+`Holds` is for a 429 the client did not sleep through (a long Retry-After, or none): per workspace, a
+wall-clock time before which the background work does not call that vendor again. Nobody blocks:
+the iMocha poller and the Gem poller skip the workspace, and the write-back queues reschedule their
+rows until then (those times are compared with stored next-attempt times, hence the wall clock).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 
 class RateLimiter:
@@ -63,3 +70,27 @@ class RateLimiter:
                         return
                     wait = (1 - self._tokens) / self.rate
             self._sleep(wait)
+
+
+class Holds:
+    """Per workspace: no calls to one vendor before a moment (set after a 429). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._until: dict[int, datetime] = {}
+
+    def hold(self, workspace_id: int, now: datetime, wait: timedelta) -> datetime:
+        """No calls for the workspace until `now + wait`; returns that moment."""
+        with self._lock:
+            self._until[workspace_id] = until = now + wait
+            return until
+
+    def until(self, workspace_id: int, now: datetime) -> datetime | None:
+        """When the workspace's hold ends, or None when it has none at `now`."""
+        with self._lock:
+            until = self._until.get(workspace_id)
+        return until if until is not None and now < until else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._until.clear()

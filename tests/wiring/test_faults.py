@@ -355,7 +355,7 @@ def test_imocha_fault_during_polling_keeps_the_checkpoint_and_the_next_poll_sees
 
     _clear(bot)
     if kind == "429":
-        bot.runtime.services.poller._not_before.clear()  # iMocha's Retry-After has passed
+        bot.runtime.services.poller.holds.clear()  # iMocha's Retry-After has passed
     poll(bot)
     wait_headline(bot, "Assessment needs review")
     settle(bot, lambda: any("completed" in (m.text or "") for m in replies(bot)))
