@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ats import gem
 from bot.ats.gem_directory import GemDirectory
+from bot.runtime.backoff import Backoff
 from bot.runtime.claims import ClaimKeeper, ClaimTable
 from bot.vendors.pacing import Holds
 from bot.workspace.settings import Workspaces
@@ -23,8 +24,7 @@ log = logging.getLogger("bot.ats.gem")
 PERMANENT = (gem.GemNotFoundError, gem.GemBadRequestError, gem.GemProtocolError)
 DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 WRITEBACK_MAX_ATTEMPTS = 24  # with the backoff below, about a day of retries
-WRITEBACK_BACKOFF = timedelta(minutes=1)
-WRITEBACK_MAX_BACKOFF = timedelta(hours=1)
+WRITEBACK_BACKOFF = Backoff(first=60.0, cap=3600.0)  # 1 min doubling, at most 1 h
 WRITEBACK_CLAIMS = ClaimTable(
     "gem_writebacks",
     GemWriteback,
@@ -177,7 +177,7 @@ class GemScoreNotes:
 
     def _writeback_failed(self, row_id: int, now: datetime, attempts: int, error: str, *, permanent: bool = False) -> None:
         attempts = WRITEBACK_MAX_ATTEMPTS if permanent else attempts + 1
-        delay = min(WRITEBACK_MAX_BACKOFF, WRITEBACK_BACKOFF * 2 ** max(0, attempts - 1))
+        delay = timedelta(seconds=WRITEBACK_BACKOFF.after(attempts))
         with self._sf.begin() as session:
             session.execute(
                 update(GemWriteback)
