@@ -442,6 +442,30 @@ WRITEBACK_WORDS = {
 }
 
 
+# What to do about a failed write-back, by the remedy bot/ats/writeback names ({actor}, {stage}, {target} filled in).
+WRITEBACK_REMEDIES: dict[str, str] = {
+    "check_gem_feed": "Look at the candidate's activity feed in Gem and press *Retry* only if the note is missing.",
+    "gem_key_missing": "An admin can paste one in `/imocha setup`, then press *Retry*.",
+    "gem_decision_by_hand": "Record the decision in Gem by hand, or press *Retry*.",
+    "gem_key_refused": "An admin can paste a working key in `/imocha setup`, then press *Retry*.",
+    "gem_note_by_hand": "Add the note in Gem by hand, or press *Retry*.",
+    "harvest_missing": "An admin can enter them in `/imocha setup`, then press *Retry*.",
+    "email_scope": "The app needs the `users:read.email` scope (reinstall it from app_manifest.yaml), then press *Retry*.",
+    "greenhouse_user": "Add that address to their Greenhouse user (Configure → Users), or make the change in Greenhouse by hand; then press *Retry*.",
+    "advance_by_hand": "Advance it in Greenhouse by hand, or press *Retry*.",
+    "unreject": "Unreject it in Greenhouse if the candidate should go on, then press *Retry*.",
+    "change_by_hand": "Change it in Greenhouse by hand if needed, or press *Retry*.",
+    "reject_by_hand": "Reject the application in Greenhouse by hand.",
+    "move_back": "Move it back to {stage} in Greenhouse by hand if it should be there, or press *Retry*.",
+    "harvest_refused": "An admin can enter working Harvest credentials in `/imocha setup`, then press *Retry*.",
+    "greenhouse_account": "Check that their Greenhouse account is active, then press *Retry*.",
+    "harvest_scopes": "Give the Harvest credential the scopes in the README's “Decisions written back”, and {actor} access to this job in Greenhouse, then press *Retry*.",
+    "application_gone": "Record the decision in Greenhouse by hand, or press *Retry* if the application is back.",
+    "greenhouse_by_hand": "Make the change in Greenhouse by hand, or fix it there and press *Retry*.",
+    "kept_failing": "Press *Retry* to try again, or make the change in {target} by hand.",
+}
+
+
 def _with_actor(words: str, actor: str) -> str:
     """bot/ats/writeback.py's words, escaped, with the person who decided mentioned where they say {actor}."""
     return esc(words).replace("{actor}", f"<@{actor}>")
@@ -457,6 +481,17 @@ def writeback_retried_note(payload: dict[str, Any]) -> str:
     return f":white_check_mark: Nothing to write after the retry: {target} has nothing to take back."
 
 
+def writeback_remedy(payload: dict[str, Any]) -> str:
+    """What to do, as mrkdwn; a reply queued before remedies were codes carries its words as `hint`."""
+    words = WRITEBACK_REMEDIES.get(str(payload.get("remedy")))
+    if words is None:
+        return _with_actor(str(payload.get("hint", "")), str(payload.get("actor", "")))
+    facts = {"{stage}": esc(str(payload.get("stage") or "the stage it was at")), "{target}": esc(str(payload.get("target", "the ATS")))}
+    for slot, value in facts.items():
+        words = words.replace(slot, value)
+    return words.replace("{actor}", f"<@{payload.get('actor', '')}>")
+
+
 def build_writeback_failed(payload: dict[str, Any]) -> Message:
     """The thread reply saying a decision did not reach the ATS: what failed, what to do, and Retry."""
     writeback_id = int(payload.get("writeback_id") or 0)
@@ -465,7 +500,7 @@ def build_writeback_failed(payload: dict[str, Any]) -> Message:
     text = (
         f":warning: *{esc(str(payload.get('target', 'The ATS')))} was not updated.* The bot could not write back that <@{actor}> {what} "
         f"{esc(str(payload.get('candidate', '')))}: {_with_actor(str(payload.get('reason', '')), actor)}.\n"
-        f"{_with_actor(str(payload.get('hint', '')), actor)}"
+        f"{writeback_remedy(payload)}"
     )
     return {
         "text": text.replace("*", ""),

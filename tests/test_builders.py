@@ -457,3 +457,27 @@ def test_the_status_history_says_who_advanced_rejected_or_undid() -> None:
     assert b.history_words("decided", "advance") == "advanced the candidate"
     assert b.history_words("decided", "reject") == "rejected the candidate"
     assert b.history_words("decision_undone", "reject") == "undid the decision to reject"
+
+
+def test_every_write_back_remedy_is_worded_and_a_reply_fills_in_its_facts() -> None:
+    from bot.ats.writeback import Remedy
+
+    assert set(b.WRITEBACK_REMEDIES) == {str(r) for r in Remedy}
+    payload = {
+        "template": "writeback_failed",
+        "target": "Greenhouse",
+        "actor": "URITA",
+        "action": "undo_advance",
+        "candidate": "Ada <Lovelace>",
+        "reason": "the application has moved on in Greenhouse since it was advanced",
+        "remedy": str(Remedy.MOVE_BACK),
+        "stage": "Tech <Screen>",
+        "writeback_id": 7,
+    }
+    message = b.build_writeback_failed(payload)
+    assert "Move it back to Tech &lt;Screen&gt; in Greenhouse by hand" in message["blocks"][0]["text"]["text"]
+    assert_valid_message(message["text"], message["blocks"])
+    scopes = b.writeback_remedy({**payload, "remedy": str(Remedy.HARVEST_SCOPES)})
+    assert "and <@URITA> access to this job" in scopes
+    # A reply queued by an older version carries its words, not a code.
+    assert b.writeback_remedy({"actor": "URITA", "hint": "Press *Retry*."}) == "Press *Retry*."

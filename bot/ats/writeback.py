@@ -82,6 +82,7 @@ from bot.ats.writeback_common import (
     Lost,
     Permanent,
     RateLimits,
+    Remedy,
 )
 from bot.ats.writeback_gem import GemWriter, gem_note_body
 from bot.ats.writeback_greenhouse import GreenhouseWriter
@@ -317,7 +318,7 @@ class DecisionWriteback:
             log.warning("decision write-back #%s left unwritten: this process's claim on it may have lapsed", job.id)
             return None
         except Permanent as exc:
-            self._rows.fail(job, exc.reason, exc.hint)
+            self._rows.fail(job, exc.reason, exc.remedy)
             return FAILED
         except Later as exc:
             return self._again(job, exc, now)
@@ -332,7 +333,7 @@ class DecisionWriteback:
             self._rows.fail(
                 job,
                 f"{name} kept failing ({exc.reason}) through {attempts} attempts",
-                f"Press *Retry* to try again, or make the change in {name} by hand.",
+                Remedy.KEPT_FAILING,
                 attempts=attempts,
             )
             return FAILED

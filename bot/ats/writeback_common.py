@@ -8,6 +8,7 @@ lookup both writers start from. It imports no other write-back module.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,13 +37,37 @@ NOTE_FOOTER = "Posted by the iMocha Slack bot."
 ACTOR = "{actor}"
 
 
-class Permanent(Exception):
-    """Asking again will not help: the row fails at once, with `reason` and `hint` in the thread reply."""
+class Remedy(enum.StrEnum):
+    """What a failed write-back's thread reply tells people to do; handlers/blocks.py words each one."""
 
-    def __init__(self, reason: str, hint: str) -> None:
+    CHECK_GEM_FEED = "check_gem_feed"
+    GEM_KEY_MISSING = "gem_key_missing"
+    GEM_DECISION_BY_HAND = "gem_decision_by_hand"
+    GEM_KEY_REFUSED = "gem_key_refused"
+    GEM_NOTE_BY_HAND = "gem_note_by_hand"
+    HARVEST_MISSING = "harvest_missing"
+    EMAIL_SCOPE = "email_scope"
+    GREENHOUSE_USER = "greenhouse_user"
+    ADVANCE_BY_HAND = "advance_by_hand"
+    UNREJECT = "unreject"
+    CHANGE_BY_HAND = "change_by_hand"
+    REJECT_BY_HAND = "reject_by_hand"
+    MOVE_BACK = "move_back"
+    HARVEST_REFUSED = "harvest_refused"
+    GREENHOUSE_ACCOUNT = "greenhouse_account"
+    HARVEST_SCOPES = "harvest_scopes"
+    APPLICATION_GONE = "application_gone"
+    GREENHOUSE_BY_HAND = "greenhouse_by_hand"
+    KEPT_FAILING = "kept_failing"
+
+
+class Permanent(Exception):
+    """Asking again will not help: the row fails at once, with `reason` and `remedy` in the thread reply."""
+
+    def __init__(self, reason: str, remedy: Remedy) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.hint = hint
+        self.remedy = remedy
 
 
 class Later(Exception):

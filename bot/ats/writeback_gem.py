@@ -26,6 +26,7 @@ from bot.ats.writeback_common import (
     Later,
     Permanent,
     RateLimits,
+    Remedy,
     actor_email,
 )
 from bot.ats.writeback_rows import WritebackRows
@@ -59,13 +60,13 @@ class GemWriter:
         if job.payload.get("posted"):
             raise Permanent(
                 "the bot was interrupted while writing this note to Gem, so the note may be there already",
-                "Look at the candidate's activity feed in Gem and press *Retry* only if the note is missing.",
+                Remedy.CHECK_GEM_FEED,
             )
         key = self._workspaces.gem_key(job.workspace_id)
         if key is None:
-            raise Permanent("the workspace has no Gem API key any more", "An admin can paste one in `/imocha setup`, then press *Retry*.")
+            raise Permanent("the workspace has no Gem API key any more", Remedy.GEM_KEY_MISSING)
         if not job.external_candidate_id:
-            raise Permanent("the application has no Gem candidate id", "Record the decision in Gem by hand, or press *Retry*.")
+            raise Permanent("the application has no Gem candidate id", Remedy.GEM_DECISION_BY_HAND)
         email = actor_email(self._slack_email, job)
         client = self._gem(key)
         try:
@@ -90,9 +91,9 @@ class GemWriter:
         if isinstance(exc, gem.GemAuthError):
             return Permanent(
                 f"Gem refused the workspace's API key (HTTP {exc.status_code})",
-                "An admin can paste a working key in `/imocha setup`, then press *Retry*.",
+                Remedy.GEM_KEY_REFUSED,
             )
-        return Permanent(f"Gem said: {exc.message}", "Add the note in Gem by hand, or press *Retry*.")
+        return Permanent(f"Gem said: {exc.message}", Remedy.GEM_NOTE_BY_HAND)
 
 
 def gem_note_body(job: Job, email: str | None) -> str:

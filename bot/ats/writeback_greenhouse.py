@@ -28,6 +28,7 @@ from bot.ats.writeback_common import (
     Later,
     Permanent,
     RateLimits,
+    Remedy,
     actor_email,
 )
 from bot.ats.writeback_rows import WritebackRows
@@ -61,7 +62,7 @@ class GreenhouseWriter:
         if creds is None:
             raise Permanent(
                 "the workspace has no Greenhouse Harvest credentials any more",
-                "An admin can enter them in `/imocha setup`, then press *Retry*.",
+                Remedy.HARVEST_MISSING,
             )
         forward = job.forward or {}
         if job.action in (UNDO_ADVANCE, UNDO_REJECT) and forward.get("outcome") in (ALREADY, CANCELLED, NOT_NEEDED):
@@ -89,13 +90,13 @@ class GreenhouseWriter:
         if not email:
             raise Permanent(
                 f"Slack gave no email address for {ACTOR}, so the bot cannot tell which Greenhouse user decided",
-                "The app needs the `users:read.email` scope (reinstall it from app_manifest.yaml), then press *Retry*.",
+                Remedy.EMAIL_SCOPE,
             )
         user = client.find_user(email)
         if user is None:
             raise Permanent(
                 f"no active Greenhouse user has the email {email} ({ACTOR}'s Slack email), and the bot does not write as anyone else",
-                "Add that address to their Greenhouse user (Configure → Users), or make the change in Greenhouse by hand; then press *Retry*.",
+                Remedy.GREENHOUSE_USER,
             )
         return user
 
@@ -109,9 +110,7 @@ class GreenhouseWriter:
             # An application that came in before the stage id was kept: the stage it is at now, noted
             # on the row before the move so that a retry moves from the same stage or not at all.
             if app.current_stage_id is None:
-                raise Permanent(
-                    "Greenhouse did not say which stage the application is at", "Advance it in Greenhouse by hand, or press *Retry*."
-                )
+                raise Permanent("Greenhouse did not say which stage the application is at", Remedy.ADVANCE_BY_HAND)
             stage = app.current_stage_id
             self._rows.note(job, from_stage_id=stage)
         from_stage = greenhouse.gh_id(stage, "stage")
@@ -124,7 +123,7 @@ class GreenhouseWriter:
         if app.status != "active":
             raise Permanent(
                 f"the application is {app.status or 'not active'} in Greenhouse, so it was not advanced",
-                "Unreject it in Greenhouse if the candidate should go on, then press *Retry*.",
+                Remedy.UNREJECT,
             )
         acting = user()
         self._send(job, lambda: client.move(app.id, from_stage_id=from_stage, as_user=acting), from_stage_id=from_stage)
@@ -143,13 +142,11 @@ class GreenhouseWriter:
         if app.status != "active":
             raise Permanent(
                 f"the application is {app.status or 'not active'} in Greenhouse, so it was not rejected",
-                "Change it in Greenhouse by hand if needed, or press *Retry*.",
+                Remedy.CHANGE_BY_HAND,
             )
         reason = _reason(client.rejection_reasons())
         if reason is None:
-            raise Permanent(
-                "Greenhouse lists no rejection reasons, and a reason is required", "Reject the application in Greenhouse by hand."
-            )
+            raise Permanent("Greenhouse lists no rejection reasons, and a reason is required", Remedy.REJECT_BY_HAND)
         notes = f"Rejected in Slack after the iMocha assessment{f' ({job.score})' if job.score else ''}. {NOTE_FOOTER}"
         acting = user()
         self._send(job, lambda: client.reject(app.id, rejection_reason_id=reason.id, notes=notes, as_user=acting))
@@ -170,7 +167,7 @@ class GreenhouseWriter:
         if there is None or app.current_stage_id != there:
             raise Permanent(
                 "the application has moved on in Greenhouse since it was advanced, so the bot did not move it back",
-                f"Move it back to {job.stage_name} in Greenhouse by hand if it should be there, or press *Retry*.",
+                Remedy.MOVE_BACK,
             )
         acting = user()
         self._send(job, lambda: client.move(app.id, from_stage_id=there, to_stage_id=back, as_user=acting))
@@ -184,7 +181,7 @@ class GreenhouseWriter:
         if app.status != "rejected":
             raise Permanent(
                 f"the application is {app.status or 'not active'} in Greenhouse",
-                "Change it in Greenhouse by hand if needed, or press *Retry*.",
+                Remedy.CHANGE_BY_HAND,
             )
         acting = user()
         self._send(job, lambda: client.unreject(app.id, as_user=acting))
@@ -220,25 +217,24 @@ def _refusal(job: Job, exc: greenhouse.HarvestError) -> Permanent:
     if isinstance(exc, greenhouse.HarvestAuthError):
         return Permanent(
             f"Greenhouse refused the workspace's Harvest credentials ({exc.message})",
-            "An admin can enter working Harvest credentials in `/imocha setup`, then press *Retry*.",
+            Remedy.HARVEST_REFUSED,
         )
     if isinstance(exc, greenhouse.HarvestActingUserError):
         return Permanent(
             f"Greenhouse would not let the bot act as {ACTOR}'s Greenhouse user ({exc.message})",
-            "Check that their Greenhouse account is active, then press *Retry*.",
+            Remedy.GREENHOUSE_ACCOUNT,
         )
     if isinstance(exc, greenhouse.HarvestForbiddenError):
         return Permanent(
             f"Greenhouse refused ({exc.message}, HTTP 403)",
-            "Give the Harvest credential the scopes in the README's “Decisions written back”, and "
-            f"{ACTOR} access to this job in Greenhouse, then press *Retry*.",
+            Remedy.HARVEST_SCOPES,
         )
     if isinstance(exc, greenhouse.HarvestNotFoundError):
         return Permanent(
             f"Greenhouse has no application {job.external_id} (deleted or merged)",
-            "Record the decision in Greenhouse by hand, or press *Retry* if the application is back.",
+            Remedy.APPLICATION_GONE,
         )
-    return Permanent(f"Greenhouse said: {exc.message}", "Make the change in Greenhouse by hand, or fix it there and press *Retry*.")
+    return Permanent(f"Greenhouse said: {exc.message}", Remedy.GREENHOUSE_BY_HAND)
 
 
 def _reason(reasons: list[greenhouse.RejectionReason]) -> greenhouse.RejectionReason | None:

@@ -16,7 +16,20 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from bot.ats.writeback_common import ACTOR, ADVANCE, CLAIMS, FAILED, REJECT, TARGET_NAMES, UNDO_ADVANCE, UNDO_REJECT, WRITTEN, Job, Lost
+from bot.ats.writeback_common import (
+    ACTOR,
+    ADVANCE,
+    CLAIMS,
+    FAILED,
+    REJECT,
+    TARGET_NAMES,
+    UNDO_ADVANCE,
+    UNDO_REJECT,
+    WRITTEN,
+    Job,
+    Lost,
+    Remedy,
+)
 from bot.runtime.claims import ClaimKeeper
 from bot.slack.outbox import THREAD, SlackOutbox
 from store import repos
@@ -157,7 +170,7 @@ class WritebackRows:
                 .execution_options(synchronize_session=False)
             )
 
-    def fail(self, job: Job, reason: str, hint: str, *, attempts: int | None = None) -> None:
+    def fail(self, job: Job, reason: str, remedy: Remedy, *, attempts: int | None = None) -> None:
         now = self._clock()
         name = TARGET_NAMES[job.target]
         plain = reason.replace(ACTOR, job.actor)  # for the audit log and the logs; the thread reply names them
@@ -194,7 +207,8 @@ class WritebackRows:
                 action=job.action,
                 candidate=job.candidate_name,
                 reason=reason,
-                hint=hint,
+                remedy=str(remedy),
+                stage=job.stage_name,
                 writeback_id=job.id,
             )
         log.error(
