@@ -165,7 +165,7 @@ DECIDABLE = statuses_allowing(CardAction.ADVANCE)
 
 
 class NoteKind(enum.StrEnum):
-    """A thread reply on the card, queued by a service as facts; handlers/blocks.py words it."""
+    """A thread reply on the card, queued by a service as facts; handlers/blocks/replies.py words it."""
 
     INVITED = "invited"  # sent, resent or a re-attempt allowed
     REUSED = "reused"

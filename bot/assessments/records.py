@@ -77,7 +77,7 @@ def queue_card(session: Session, app: Application, *, tag: str) -> None:
 
 
 def queue_note(session: Session, app: Application, kind: NoteKind, actor: str, **facts: object) -> None:
-    """Queue a thread reply on the card: what happened and who did it (handlers/blocks.py words it)."""
+    """Queue a thread reply on the card: what happened and who did it (handlers/blocks/replies.py words it)."""
     SlackOutbox.add(
         session,
         workspace_id=app.workspace_id,

@@ -32,13 +32,13 @@ TARGET_NAMES = {GREENHOUSE: "Greenhouse", GEM: "Gem"}
 # While a row is claimed its next_attempt_at is the claim's expiry.
 CLAIMS = ClaimTable("ats_writebacks", AtsWriteback, AtsWriteback.claimed_by, AtsWriteback.next_attempt_at, AtsWriteback.done_at.is_(None))
 NOTE_FOOTER = "Posted by the iMocha Slack bot."
-# Where a failure's words name the person who decided: handlers/blocks.py puts their Slack mention there,
+# Where a failure's words name the person who decided: handlers/blocks/replies.py puts their Slack mention there,
 # audit entries and logs their user id. Outside text in the words is left as it is; the renderer escapes it.
 ACTOR = "{actor}"
 
 
 class Remedy(enum.StrEnum):
-    """What a failed write-back's thread reply tells people to do; handlers/blocks.py words each one."""
+    """What a failed write-back's thread reply tells people to do; handlers/blocks/replies.py words each one."""
 
     CHECK_GEM_FEED = "check_gem_feed"
     GEM_KEY_MISSING = "gem_key_missing"

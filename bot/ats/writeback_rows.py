@@ -219,7 +219,7 @@ class WritebackRows:
     # -- the card's thread -----------------------------------------------------------------------------
 
     def _thread(self, session: Session, job: Job, template: str, **facts: Any) -> None:
-        """A thread reply on the card, as facts (handlers/blocks.py words it): a failure with Retry, or a Retry's end."""
+        """A thread reply on the card, as facts (handlers/blocks/replies.py words it): a failure with Retry, or a Retry's end."""
         failed = template == "writeback_failed"
         SlackOutbox.add(
             session,

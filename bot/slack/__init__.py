@@ -9,5 +9,5 @@ who may act on a card (access.py), ack priority for the work pool (acks.py), Sla
 
 May import bot.domain, bot.views, bot.assessments (the step sends through it), bot.ats.intake,
 bot.workspace, bot.runtime (clock, claims, metrics) and store. Never handlers/: messages are rendered
-by a Renderer the composition root injects (handlers/blocks.py).
+by a Renderer the composition root injects (handlers/blocks/replies.py).
 """
