@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -140,12 +141,20 @@ def test_replay_sends_the_same_events_again_from_the_command_line(
     monkeypatch.setenv("EVENTS_WEBHOOK_URL", receiver.url)
     monkeypatch.setenv("EVENTS_WEBHOOK_SECRET", EVENTS_SECRET)
     since = (clock.now - timedelta(days=1)).isoformat().replace("+00:00", "Z")
-    assert main(["events", "replay", "--since", since]) == 0
-    assert "replayed 2 events" in capsys.readouterr().out
-    assert receiver.accepted()[2:] == first  # the same ids and bodies, in the same order
+    # The CLI sets up logging for a process: its handler on this test's captured stderr would outlive
+    # the test, and later tests in this worker would log into a closed file. Put the root logger back.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        assert main(["events", "replay", "--since", since]) == 0
+        assert "replayed 2 events" in capsys.readouterr().out
+        assert receiver.accepted()[2:] == first  # the same ids and bodies, in the same order
 
-    with pytest.raises(SystemExit):  # argparse refuses a time that is not ISO 8601
-        main(["events", "replay", "--since", "yesterday"])
+        with pytest.raises(SystemExit):  # argparse refuses a time that is not ISO 8601
+            main(["events", "replay", "--since", "yesterday"])
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def test_the_events_url_needs_its_secret() -> None:
