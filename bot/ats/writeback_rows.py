@@ -122,27 +122,27 @@ class WritebackRows:
     def _mine(self) -> Any:
         return (AtsWriteback.claimed_by == self._claims.holder) & AtsWriteback.done_at.is_(None)
 
+    def _record(self, session: Session, job: Job, **values: Any) -> bool:
+        """Write an outcome and let the claim go, only while this process holds it; whether it did."""
+        recorded: Any = session.execute(
+            update(AtsWriteback)
+            .where(AtsWriteback.id == job.id, self._mine())
+            .values(claimed_by=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(recorded.rowcount == 1)
+
     def done(self, job: Job, outcome: str, learnt: dict[str, Any]) -> None:
         now = self._clock()
         name = TARGET_NAMES[job.target]
         with self._sf.begin() as session:
-            recorded: Any = session.execute(
-                update(AtsWriteback)
-                .where(AtsWriteback.id == job.id, self._mine())
-                .values(
-                    done_at=now,
-                    outcome=outcome,
-                    attempts=job.attempts + 1,
-                    claimed_by=None,
-                    last_error=None,
-                    payload={**job.payload, **learnt},
-                )
-                .execution_options(synchronize_session=False)
+            recorded = self._record(
+                session, job, done_at=now, outcome=outcome, attempts=job.attempts + 1, last_error=None, payload={**job.payload, **learnt}
             )
             retried = bool(job.payload.get("round"))
-            if recorded.rowcount == 1 and retried:
+            if recorded and retried:
                 self._thread(session, job, "writeback_retried", outcome=outcome, action=job.action)
-            if recorded.rowcount == 1 and outcome == WRITTEN:
+            if recorded and outcome == WRITTEN:
                 repos.audit(
                     session,
                     workspace_id=job.workspace_id,
@@ -151,7 +151,7 @@ class WritebackRows:
                     application_id=job.application_id,
                     detail=f"{name}: {_ACTION_WORDS[job.action]}",
                 )
-        if recorded.rowcount != 1:
+        if not recorded:
             log.error("decision write-back #%s was done, but another process had taken it over", job.id)
             return
         log.info("decision write-back #%s: %s %s of application %s %s", job.id, name, job.action, job.external_id, outcome)
@@ -159,36 +159,27 @@ class WritebackRows:
             self._slack(job.application_id)
 
     def later(self, job: Job, when: datetime, reason: str, *, attempts: int | None = None, count: bool = True) -> None:
-        values: dict[str, Any] = {"next_attempt_at": when, "last_error": reason.replace(ACTOR, job.actor)[:1000], "claimed_by": None}
+        values: dict[str, Any] = {"next_attempt_at": when, "last_error": reason.replace(ACTOR, job.actor)[:1000]}
         if count and attempts is not None:
             values["attempts"] = attempts
         with self._sf.begin() as session:
-            session.execute(
-                update(AtsWriteback)
-                .where(AtsWriteback.id == job.id, self._mine())
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            self._record(session, job, **values)
 
     def fail(self, job: Job, reason: str, remedy: Remedy, *, attempts: int | None = None) -> None:
         now = self._clock()
         name = TARGET_NAMES[job.target]
         plain = reason.replace(ACTOR, job.actor)  # for the audit log and the logs; the thread reply names them
         with self._sf.begin() as session:
-            recorded: Any = session.execute(
-                update(AtsWriteback)
-                .where(AtsWriteback.id == job.id, self._mine())
-                .values(
-                    done_at=now,
-                    outcome=FAILED,
-                    attempts=attempts or job.attempts + 1,
-                    claimed_by=None,
-                    last_error=plain[:1000],
-                    payload=dict(job.payload),
-                )
-                .execution_options(synchronize_session=False)
+            recorded = self._record(
+                session,
+                job,
+                done_at=now,
+                outcome=FAILED,
+                attempts=attempts or job.attempts + 1,
+                last_error=plain[:1000],
+                payload=dict(job.payload),
             )
-            if recorded.rowcount != 1:
+            if not recorded:
                 return  # taken over meanwhile: its new holder records the outcome
             repos.audit(
                 session,

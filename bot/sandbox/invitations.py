@@ -120,7 +120,16 @@ class Invitations:
                 # Complete, Test Left, Terminated, In Progress: the same invitation, unchanged.
                 return copy.deepcopy(self._refresh_locked(inv)), False
             inv = self._add_locked(
-                test, link_id, email=email.strip(), name=name.strip(), callback_url=callback_url, redirect_url=redirect_url, now=now
+                lambda inv_id: _new_invitation(
+                    inv_id,
+                    test,
+                    link_id,
+                    email=email.strip(),
+                    name=name.strip(),
+                    callback_url=callback_url,
+                    redirect_url=redirect_url,
+                    now=now,
+                )
             )
             inv.send_email, inv.start_at, inv.end_at, inv.time_zone_id = send_email, start, end, time_zone_id
             self._latest[key] = inv.id
@@ -156,13 +165,16 @@ class Invitations:
             # Complete / Test Left / Terminated: a new invitation inheriting all but the window.
             test = self._catalogue.test_locked(inv.test_id)
             new = self._add_locked(
-                test,
-                inv.test_link_id,
-                email=inv.email,
-                name=inv.name,
-                callback_url=callback_url or inv.callback_url,
-                redirect_url=redirect_url or inv.redirect_url,
-                now=now,
+                lambda inv_id: _new_invitation(
+                    inv_id,
+                    test,
+                    inv.test_link_id,
+                    email=inv.email,
+                    name=inv.name,
+                    callback_url=callback_url or inv.callback_url,
+                    redirect_url=redirect_url or inv.redirect_url,
+                    now=now,
+                )
             )
             new.send_email, new.start_at, new.end_at, new.time_zone_id = send_email, start, end, time_zone_id
             new.attempt, new.is_reattempt, new.previous_invitation_id = inv.attempt + 1, True, inv.id
@@ -190,21 +202,9 @@ class Invitations:
             set_status(inv, EXPIRED, now)
             return copy.deepcopy(inv)
 
-    def _add_locked(
-        self,
-        test: ImochaTest,
-        test_link_id: int,
-        *,
-        email: str,
-        name: str,
-        callback_url: str | None,
-        redirect_url: str | None,
-        now: datetime,
-    ) -> Invitation:
-        """A new pending invitation, valid from now for the default validity until the caller says otherwise."""
-        inv = _new_invitation(
-            self._next_id, test, test_link_id, email=email, name=name, callback_url=callback_url, redirect_url=redirect_url, now=now
-        )
+    def _add_locked(self, make: Callable[[int], Invitation]) -> Invitation:
+        """Store the invitation `make(new id)` builds (`_new_invitation`), findable by id and page tokens."""
+        inv = make(self._next_id)
         self._next_id += 1
         self._invitations[inv.id] = inv
         self._by_token[inv.token] = inv.id
