@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from bot.assessments.decisions import Decisions
 from bot.ats.gem import GemClient, GemClients, RateLimiter, RetryPolicy
 from bot.ats.gem_poller import GemPoller
 from bot.ats.greenhouse import HarvestClients, HarvestCredentials
-from bot.ats.writeback import BACKOFF, MAX_ATTEMPTS, DecisionWriteback
+from bot.ats.writeback import BACKOFF, DEFAULT_RETRY_AFTER, MAX_ATTEMPTS, DecisionWriteback
 from bot.domain import Actor, Conflict
 from bot.runtime.claims import ClaimKeeper
 from bot.slack.access import Access
@@ -479,3 +479,20 @@ def test_greenhouse_out_of_reach_is_retried_not_failed(world: World) -> None:
     world.harvest["now"] = reachable
     world.later(seconds=31)
     assert [r.outcome for r in world.rows()] == ["written"]
+
+
+def test_a_429_holds_only_that_ats_and_gems_hold_is_the_one_the_gem_poller_keeps() -> None:
+    from datetime import UTC
+
+    from bot.ats.writeback import GEM, GREENHOUSE, RateLimits
+    from bot.vendors.pacing import Holds
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    poller_holds = Holds()
+    limits = RateLimits(lambda: now, gem_holds=poller_holds)
+    assert limits.pause(GREENHOUSE, 1, 30) == timedelta(seconds=30)
+    assert limits.until(GREENHOUSE, 1) == now + timedelta(seconds=30)
+    assert limits.until(GEM, 1) is None  # a Greenhouse 429 does not hold Gem's notes
+    limits.pause(GEM, 1, None)  # no Retry-After: the default
+    assert poller_holds.until(1, now) == now + DEFAULT_RETRY_AFTER  # the Gem poller skips the workspace too
+    assert limits.until(GEM, 2) is None

@@ -93,7 +93,8 @@ class GemPoller:
         self._clock = clock
         self._overlap = overlap
         self._full_scan_every = full_scan_every
-        self._holds = Holds()  # per workspace, after a 429 (the notes wait for it too)
+        # Per workspace, after a 429: the score notes and the decision write-back's Gem notes wait for it too.
+        self.holds = Holds()
         self._refused: dict[int, tuple[str, datetime]] = {}  # per workspace: refused key, next try
         self.directory = GemDirectory(clock, user_by_email)
         self.stages = GemStages(session_factory, clock)
@@ -107,7 +108,7 @@ class GemPoller:
             self._claims,
             note_visibility=note_visibility,
             batch=writeback_batch,
-            holds=self._holds,
+            holds=self.holds,
         )
 
     def write_back(self) -> int:
@@ -189,7 +190,7 @@ class GemPoller:
         if isinstance(exc, gem.GemAuthError):
             self._refused[workspace_id] = (gem.key_fingerprint(key), now + AUTH_RETRY)
         elif isinstance(exc, gem.GemRateLimitError):
-            self._holds.hold(workspace_id, now, _rate_limit_wait(exc))
+            self.holds.hold(workspace_id, now, _rate_limit_wait(exc))
         _report_stop(team_id, exc, stats)
 
     def _finish(self, workspace_id: int, team_id: str, now: datetime, stats: GemPollStats) -> None:
@@ -210,7 +211,7 @@ class GemPoller:
         _report_cycle(team_id, stats)
 
     def _waiting(self, workspace_id: int, key: str, now: datetime, stats: GemPollStats) -> bool:
-        not_before = self._holds.until(workspace_id, now)
+        not_before = self.holds.until(workspace_id, now)
         if not_before is not None:
             stats.skipped = f"rate-limited until {not_before.isoformat()}"
             return True

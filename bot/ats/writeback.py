@@ -90,6 +90,7 @@ from bot.ats.writeback_rows import WritebackRows
 from bot.domain import Actor, Conflict, NotFound, OwnerOnly
 from bot.runtime.claims import ClaimKeeper, claim_holder_id
 from bot.slack.access import Access
+from bot.vendors.pacing import Holds
 from bot.workspace.settings import Workspaces
 from store import repos
 from store.models import Application, AtsWriteback, Workspace
@@ -199,12 +200,13 @@ class DecisionWriteback:
         gem_author: Callable[[int, gem.GemClient, str, str | None], str | None] | None = None,
         claims: ClaimKeeper | None = None,
         batch: int = 50,
+        gem_holds: Holds | None = None,
     ):
         self._sf = session_factory
         self._access = access
         self._clock = clock
         self._claims = claims or ClaimKeeper(session_factory, holder=claim_holder_id(), clock=clock)
-        self._limits = RateLimits(clock)  # per workspace, after a 429
+        self._limits = RateLimits(clock, gem_holds=gem_holds)  # per ATS and workspace, after a 429
         self._rows = WritebackRows(
             session_factory=session_factory, claims=self._claims, clock=clock, deliver_slack=deliver_slack, batch=batch
         )
@@ -308,7 +310,7 @@ class DecisionWriteback:
 
     def _work(self, job: Job) -> str | None:
         now = self._clock()
-        wait = self._limits.until(job.workspace_id)
+        wait = self._limits.until(job.target, job.workspace_id)
         if wait is not None and now < wait:
             self._rows.later(job, wait, "waiting for the ATS's rate limit", count=False)
             return None

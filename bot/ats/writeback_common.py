@@ -108,20 +108,22 @@ class Job:
 
 
 class RateLimits:
-    """Per workspace, when this process may write again after the ATS answered 429 (its other rows wait too)."""
+    """Per ATS and workspace, when this process may write again after the ATS answered 429 (the
+    workspace's other rows for that ATS wait too). Gem's holds are the Gem poller's own, so one 429
+    pauses polling, score notes and decision notes for the workspace alike."""
 
-    def __init__(self, clock: Callable[[], datetime]) -> None:
+    def __init__(self, clock: Callable[[], datetime], *, gem_holds: Holds | None = None) -> None:
         self._clock = clock
-        self._holds = Holds()
+        self._holds = {GREENHOUSE: Holds(), GEM: gem_holds if gem_holds is not None else Holds()}
 
-    def pause(self, workspace_id: int, retry_after: float | None) -> timedelta:
-        """Hold the workspace's writes for `retry_after` seconds (None: the default); returns the wait."""
+    def pause(self, target: str, workspace_id: int, retry_after: float | None) -> timedelta:
+        """Hold the workspace's writes to `target` for `retry_after` seconds (None: the default); returns the wait."""
         wait = timedelta(seconds=retry_after) if retry_after else DEFAULT_RETRY_AFTER
-        self._holds.hold(workspace_id, self._clock(), wait)
+        self._holds[target].hold(workspace_id, self._clock(), wait)
         return wait
 
-    def until(self, workspace_id: int) -> datetime | None:
-        return self._holds.until(workspace_id, self._clock())
+    def until(self, target: str, workspace_id: int) -> datetime | None:
+        return self._holds[target].until(workspace_id, self._clock())
 
 
 def actor_email(slack_email: Callable[[str, str], str | None], job: Job) -> str | None:

@@ -84,7 +84,7 @@ class GemWriter:
         if not sent:
             self._rows.note(job, posted=False)  # Gem answered, or was never reached: no note was written
         if isinstance(exc, gem.GemRateLimitError):
-            wait = self._limits.pause(job.workspace_id, exc.retry_after)
+            wait = self._limits.pause(job.target, job.workspace_id, exc.retry_after)
             return Later("Gem is rate-limiting the key (HTTP 429)", wait)
         if isinstance(exc, gem.GemConnectionError | gem.GemServerError):
             return Later(exc.message)

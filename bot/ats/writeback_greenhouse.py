@@ -205,7 +205,7 @@ class GreenhouseWriter:
 
     def _failure(self, job: Job, exc: greenhouse.HarvestError) -> Exception:
         if isinstance(exc, greenhouse.HarvestRateLimitError):
-            wait = self._limits.pause(job.workspace_id, exc.retry_after)
+            wait = self._limits.pause(job.target, job.workspace_id, exc.retry_after)
             return Later("Greenhouse is rate-limiting the credential (HTTP 429)", wait)
         if isinstance(exc, greenhouse.HarvestServerError | greenhouse.HarvestConnectionError):
             return Later(exc.message)

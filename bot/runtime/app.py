@@ -360,6 +360,7 @@ def _writeback(
         deliver_slack=outbox.deliver,
         gem_author=gem_poller.note_author,
         claims=claims,
+        gem_holds=gem_poller.holds,  # one Gem 429 pauses polling and every Gem write of the workspace
     )
 
 
