@@ -7,7 +7,7 @@ UNDO_DECISION of the decision. Each decision and undo writes an audit entry (so 
 /imocha status and the outgoing events as `assessment.decided`), updates the card in place and adds
 one thread reply naming the actor. A card refresh is queued for the end of the undo window so the
 Undo button goes away by itself. Where the application's ATS is connected (Greenhouse, Gem), the same
-transaction queues the decision's write-back, or an undo's cancellation or reverse (bot/ats/writeback.py).
+transaction queues the decision's write-back, or an undo's cancellation or reverse (bot/ats/writeback/).
 """
 
 from __future__ import annotations

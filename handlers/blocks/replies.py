@@ -143,7 +143,7 @@ WRITEBACK_REMEDIES: dict[str, str] = {
 
 
 def _with_actor(words: str, actor: str) -> str:
-    """bot/ats/writeback.py's words, escaped, with the person who decided mentioned where they say {actor}."""
+    """bot/ats/writeback/'s words, escaped, with the person who decided mentioned where they say {actor}."""
     return esc(words).replace("{actor}", f"<@{actor}>")
 
 

@@ -1,4 +1,4 @@
-"""Greenhouse Harvest API v3: the client decisions are written back with (bot/ats/writeback.py).
+"""Greenhouse Harvest API v3: the client decisions are written back with (bot/ats/writeback/).
 
 Owns the Harvest client on the shared vendor request path (`client`: users by email, applications,
 move / reject / unreject, and what a Harvest status means), the OAuth client-credentials tokens per

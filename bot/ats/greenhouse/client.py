@@ -46,7 +46,7 @@ reads and token requests on connection errors, 5xx and short `Retry-After`s (a l
 once); a write is retried only when Greenhouse certainly did not act on it (no connection made, or
 429). Greenhouse's own: one more try with a fresh token after a 401, and `maybe_sent` on a write's
 connection error. Everything else is raised as a typed error for the write-back queue
-(bot/ats/writeback.py) to schedule or report.
+(bot/ats/writeback/) to schedule or report.
 """
 
 from __future__ import annotations

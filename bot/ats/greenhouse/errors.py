@@ -1,6 +1,6 @@
 """What can go wrong talking to Greenhouse, on the shared vendor error tree (`bot.vendors.errors`).
 
-The write-back queue (bot/ats/writeback.py) tells these apart: what to schedule again, what to report.
+The write-back queue (bot/ats/writeback/) tells these apart: what to schedule again, what to report.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decisions written to Gem as a note on the candidate (bot/ats/writeback.py tells the whole story).
+"""Decisions written to Gem as a note on the candidate (bot/ats/writeback/ tells the whole story).
 
 Owns one claimed row's Gem note: the note's words (`gem_note_body`: what was decided in Slack, by whom,
 and what to do in Gem, whose API cannot move stages, or that the decision was undone), sending it at most
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from bot.ats import gem
-from bot.ats.writeback_common import (
+from bot.ats.writeback.job import (
     ADVANCE,
     NOT_NEEDED,
     NOTE_FOOTER,
@@ -29,7 +29,7 @@ from bot.ats.writeback_common import (
     Remedy,
     actor_email,
 )
-from bot.ats.writeback_rows import WritebackRows
+from bot.ats.writeback.rows import WritebackRows
 from bot.domain import Decision
 from bot.workspace.settings import Workspaces
 

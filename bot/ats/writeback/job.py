@@ -1,4 +1,4 @@
-"""What the decision write-back's modules share (bot/ats/writeback.py tells the whole story).
+"""What the decision write-back's modules share (bot/ats/writeback/ tells the whole story).
 
 Owns the vocabulary — targets, actions, outcomes, the retry limits, the claim table — the two ways a
 write can fail (`Permanent`, `Later`) and the one way it can be abandoned (`Lost`), the claimed row as

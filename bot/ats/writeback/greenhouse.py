@@ -1,4 +1,4 @@
-"""Decisions written to Greenhouse through Harvest v3 (bot/ats/writeback.py tells the whole story).
+"""Decisions written to Greenhouse through Harvest v3 (bot/ats/writeback/ tells the whole story).
 
 Owns one claimed row's Greenhouse write: the Advance, Reject and the two Undo reverses, each checked
 against the application's state in Greenhouse before it is made and made as the clicker's Greenhouse
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.ats import greenhouse
-from bot.ats.writeback_common import (
+from bot.ats.writeback.job import (
     ACTOR,
     ADVANCE,
     ALREADY,
@@ -31,7 +31,7 @@ from bot.ats.writeback_common import (
     Remedy,
     actor_email,
 )
-from bot.ats.writeback_rows import WritebackRows
+from bot.ats.writeback.rows import WritebackRows
 from bot.workspace.settings import Workspaces
 
 log = logging.getLogger("bot.ats.writeback")

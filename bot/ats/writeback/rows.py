@@ -1,4 +1,4 @@
-"""The `ats_writebacks` table as the write-back worker keeps it (bot/ats/writeback.py tells the whole story).
+"""The `ats_writebacks` table as the write-back worker keeps it (bot/ats/writeback/ tells the whole story).
 
 Owns the bookkeeping over the claimed rows: which rows are due (an application's rows in order), claiming
 one and reading what its write needs (`Job`), noting on the row that a write is being sent, and recording
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from bot.ats.writeback_common import (
+from bot.ats.writeback.job import (
     ACTOR,
     ADVANCE,
     CLAIMS,
