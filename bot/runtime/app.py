@@ -44,9 +44,9 @@ from bot.slack.access import Access
 from bot.slack.acks import AckGate, WorkPool
 from bot.slack.gateway import SlackGateway
 from bot.slack.home import HomeQueue
-from bot.slack.lanes import LANE_THREAD, MAX_LANES
 from bot.slack.outbox import CLAIMS as OUTBOX_CLAIMS
 from bot.slack.outbox import SlackOutbox
+from bot.slack.outbox.lanes import LANE_THREAD, MAX_LANES
 from bot.slack.socket_mode import SocketModeLink
 from bot.slack.workflow_step import WorkflowStep
 from bot.workspace.crypto import SecretBox, load_secret_box

@@ -6,7 +6,7 @@ back after a quiet spell; after that, one per interval, exactly at Slack's pace 
 
 - `SharedBudget` keeps `tat` in the database (store.models.SlackLane), moved by compare-and-set, so
   every replica spends one budget per channel and per workspace method: two replicas do not post at
-  2 per second. The outbox (bot/slack/outbox.py) reserves its slot there before each call.
+  2 per second. The outbox (bot/slack/outbox/) reserves its slot there before each call.
 - `LocalBudget` keeps it in this process, for the calls the handlers make while a user waits
   (views.publish, chat.postEphemeral), which are per user and far below their limits in practice.
 

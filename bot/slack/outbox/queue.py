@@ -9,7 +9,7 @@ budget allows (bot/slack/pacing.py, shared by the replicas), so a burst of cards
 Slack's one per second and in ATS order. A click's own writes (its card's update, the DM with the test
 link) are delivered at once by `deliver(application_id=...)`, outside the lane; a card's first post
 always waits for its lane. Rows are claimed and their outcomes recorded by compare-and-set
-(bot/slack/outbox_rows.py); the Slack calls are bot/slack/outbox_writes.py.
+(bot/slack/outbox/rows.py); the Slack calls are bot/slack/outbox/writes.py.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.runtime.claims import ClaimKeeper, claim_holder_id
 from bot.slack.gateway import SlackGateway, SlackUnavailable
-from bot.slack.lanes import LANE_CLAIMS, LaneRunner
-from bot.slack.outbox_rows import CLAIMS, OutboxRows, Row, retry_after
-from bot.slack.outbox_writes import CARD, DM, THREAD, ClaimLost, LeaveForLane, Postpone, Renderer, SlackWrites
+from bot.slack.outbox.lanes import LANE_CLAIMS, LaneRunner
+from bot.slack.outbox.rows import CLAIMS, OutboxRows, Row, retry_after
+from bot.slack.outbox.writes import CARD, DM, THREAD, ClaimLost, LeaveForLane, Postpone, Renderer, SlackWrites
 from bot.slack.pacing import SharedBudget
 from store import repos
 from store.models import OutboxMessage, SlackCard

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.domain import ApplicationView
 from bot.runtime.claims import ClaimKeeper, ClaimTable, claim_one, let_go
 from bot.slack.gateway import SlackGateway
-from bot.slack.outbox_rows import Row, retry_after
+from bot.slack.outbox.rows import Row, retry_after
 from bot.slack.pacing import LIMITS, SharedBudget, budget_key
 from bot.views import application_view
 from store import repos

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.runtime.claims import ClaimKeeper, ClaimTable, claim_one, let_go
-from bot.slack.outbox_rows import Lane, OutboxRows, Row
+from bot.slack.outbox.rows import Lane, OutboxRows, Row
 from store import repos
 from store.models import SlackLane
 
