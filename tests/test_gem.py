@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.assessments import lifecycle
 from bot.ats import gem
 from bot.ats.gem import GemClient, GemClients, RateLimiter, RetryPolicy
-from bot.ats.gem_notes import WRITEBACK_CLAIMS, WRITEBACK_MAX_ATTEMPTS
-from bot.ats.gem_poller import GemPoller
+from bot.ats.gem import client as gem_client
+from bot.ats.gem.notes import WRITEBACK_CLAIMS, WRITEBACK_MAX_ATTEMPTS
+from bot.ats.gem.poller import GemPoller
 from bot.ats.intake import Intake
 from bot.domain import normalise_key
 from bot.imocha import Report, Status
@@ -274,7 +275,7 @@ def test_a_note_is_not_resent_by_the_client_after_a_500(fake_gem: FakeGem) -> No
 
 
 def test_a_candidate_with_several_emails_reads_as_primary_first() -> None:
-    candidate = gem._parse_candidate(
+    candidate = gem_client._parse_candidate(
         {
             "id": "Y2FuZGlkYXRlczox",
             "first_name": "Ada",
@@ -289,11 +290,11 @@ def test_a_candidate_with_several_emails_reads_as_primary_first() -> None:
     assert candidate.email_candidates == ["ada@example.com", "ada@analytical.example"]
 
 
-# The bodies are pydantic models (bot/ats/gem.py, "Bodies"); these pin how leniently each field reads.
+# The bodies are pydantic models (bot/ats/gem/client.py, "Bodies"); these pin how leniently each field reads.
 
 
 def test_an_application_reads_int_or_str_ids_null_or_missing_fields_and_ignores_extra_ones() -> None:
-    app = gem._parse_application(
+    app = gem_client._parse_application(
         {
             "id": 42,
             "candidate_id": " Y2FuZGlkYXRlczox ",
@@ -314,9 +315,9 @@ def test_an_application_reads_int_or_str_ids_null_or_missing_fields_and_ignores_
         last_activity_at=datetime(2026, 3, 1, 12, tzinfo=UTC),
         deleted_at=None,
     )
-    bare = gem._parse_application({"id": "a", "candidate_id": None, "status": None, "current_stage": {"id": ""}, "jobs": None})
+    bare = gem_client._parse_application({"id": "a", "candidate_id": None, "status": None, "current_stage": {"id": ""}, "jobs": None})
     assert (bare.candidate_id, bare.status, bare.stage, bare.jobs) == (None, None, None, ())
-    assert gem._parse_application({"id": "a", "candidate_id": "", "status": 3, "current_stage": "Onsite", "jobs": "x"}).jobs == ()
+    assert gem_client._parse_application({"id": "a", "candidate_id": "", "status": 3, "current_stage": "Onsite", "jobs": "x"}).jobs == ()
 
 
 @pytest.mark.parametrize(
@@ -336,7 +337,7 @@ def test_an_application_reads_int_or_str_ids_null_or_missing_fields_and_ignores_
 )
 def test_a_malformed_application_is_a_value_error_naming_the_field(item: object, problem: str) -> None:
     with pytest.raises(ValueError, match="^" + problem.replace("(", r"\(").replace("[", r"\[")):
-        gem._parse_application(item)
+        gem_client._parse_application(item)
 
 
 def test_a_malformed_item_in_a_page_is_a_protocol_error_and_so_is_a_malformed_candidate() -> None:
@@ -353,7 +354,7 @@ def test_a_malformed_item_in_a_page_is_a_protocol_error_and_so_is_a_malformed_ca
 
 
 def test_a_candidates_emails_may_be_bare_strings_and_blank_ones_are_skipped() -> None:
-    candidate = gem._parse_candidate(
+    candidate = gem_client._parse_candidate(
         {
             "id": 5,
             "first_name": None,
@@ -370,38 +371,40 @@ def test_a_candidates_emails_may_be_bare_strings_and_blank_ones_are_skipped() ->
     )
     assert (candidate.id, candidate.name) == ("5", "Lovelace")
     assert candidate.emails == (gem.EmailAddress("ada@example.com", False), gem.EmailAddress("ada@work.example", False, "work"))
-    assert gem._parse_candidate({"id": "c", "email_addresses": None}).emails == ()
+    assert gem_client._parse_candidate({"id": "c", "email_addresses": None}).emails == ()
 
 
 def test_a_jobs_hiring_team_reads_user_ids_and_anything_else_is_nobody() -> None:
     team = {"recruiters": [{"id": 11, "name": "Rita"}, {"name": "no id"}, "junk"], "coordinators": {"id": "x"}, "sourcers": [{"id": "s"}]}
-    assert gem._parse_job({"id": "j", "name": " Backend ", "hiring_team": team}) == gem.Job("j", "Backend", ("11",), ())
-    assert gem._parse_job({"id": "j", "hiring_team": None}) == gem.Job("j", "", (), ())
-    assert gem._parse_job({"id": "j", "hiring_team": ["x"]}) == gem.Job("j", "", (), ())
+    assert gem_client._parse_job({"id": "j", "name": " Backend ", "hiring_team": team}) == gem.Job("j", "Backend", ("11",), ())
+    assert gem_client._parse_job({"id": "j", "hiring_team": None}) == gem.Job("j", "", (), ())
+    assert gem_client._parse_job({"id": "j", "hiring_team": ["x"]}) == gem.Job("j", "", (), ())
     with pytest.raises(ValueError, match=r"job hiring_team.recruiters.0.id: must be an id"):
-        gem._parse_job({"id": "j", "hiring_team": {"recruiters": [{"id": True}]}})
+        gem_client._parse_job({"id": "j", "hiring_team": {"recruiters": [{"id": True}]}})
 
 
 def test_a_users_email_name_and_flags_read_from_what_gem_sends() -> None:
-    user = gem._parse_user(
+    user = gem_client._parse_user(
         {"id": "u", "first_name": "Rita", "last_name": " Ng ", "emails": [{"email": " "}, {"value": "rita@example.com"}]}
     )
     assert user == gem.User("u", "Rita Ng", "rita@example.com", disabled=False, site_admin=False)
-    primary = gem._parse_user({"id": 3, "name": "Rita", "primary_email_address": "r@example.com", "emails": 3, "site_admin": True})
+    primary = gem_client._parse_user({"id": 3, "name": "Rita", "primary_email_address": "r@example.com", "emails": 3, "site_admin": True})
     assert primary == gem.User("3", "Rita", "r@example.com", disabled=False, site_admin=True)  # `emails` unread: no error
-    assert gem._parse_user({"id": "u", "emails": ["", " x@example.com "]}).email == "x@example.com"
-    assert gem._parse_user({"id": "u", "deleted_at": "2026-01-01T00:00:00Z"}).disabled is True
-    assert gem._parse_user({"id": "u", "disabled": 1, "deleted_at": None, "site_admin": "yes"}) == gem.User("u", "", None, False, False)
+    assert gem_client._parse_user({"id": "u", "emails": ["", " x@example.com "]}).email == "x@example.com"
+    assert gem_client._parse_user({"id": "u", "deleted_at": "2026-01-01T00:00:00Z"}).disabled is True
+    assert gem_client._parse_user({"id": "u", "disabled": 1, "deleted_at": None, "site_admin": "yes"}) == gem.User(
+        "u", "", None, False, False
+    )
     with pytest.raises(ValueError, match="user emails must be a JSON array"):
-        gem._parse_user({"id": "u", "emails": 3})
+        gem_client._parse_user({"id": "u", "emails": 3})
 
 
 def test_a_job_stages_priority_is_an_integer_or_none_and_a_notes_id_is_optional() -> None:
-    assert gem._parse_job_stage({"id": "s", "name": "Onsite", "job_id": 9, "priority": 2}) == gem.JobStage("s", "Onsite", "9", 2)
+    assert gem_client._parse_job_stage({"id": "s", "name": "Onsite", "job_id": 9, "priority": 2}) == gem.JobStage("s", "Onsite", "9", 2)
     for priority in (True, "2", 2.0, None):
-        assert gem._parse_job_stage({"id": "s", "priority": priority, "job_id": ""}) == gem.JobStage("s", "", None, None)
-    assert gem._parse_note({"id": 12, "body": "hi"}) == gem.Note("12")
-    assert gem._parse_note({"id": ""}) == gem._parse_note(None) == gem._parse_note(["x"]) == gem.Note(None)
+        assert gem_client._parse_job_stage({"id": "s", "priority": priority, "job_id": ""}) == gem.JobStage("s", "", None, None)
+    assert gem_client._parse_note({"id": 12, "body": "hi"}) == gem.Note("12")
+    assert gem_client._parse_note({"id": ""}) == gem_client._parse_note(None) == gem_client._parse_note(["x"]) == gem.Note(None)
 
 
 # --------------------------------------------------------------------------------------------- intake

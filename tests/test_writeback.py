@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.assessments import Assessments
 from bot.assessments.decisions import Decisions
 from bot.ats.gem import GemClient, GemClients, RateLimiter, RetryPolicy
-from bot.ats.gem_poller import GemPoller
+from bot.ats.gem.poller import GemPoller
 from bot.ats.greenhouse import HarvestClients, HarvestCredentials
 from bot.ats.writeback import BACKOFF, DEFAULT_RETRY_AFTER, MAX_ATTEMPTS, DecisionWriteback
 from bot.domain import Actor, Conflict

@@ -26,8 +26,8 @@ from bot.assessments.decisions import Decisions
 from bot.assessments.poller import StatusPoller
 from bot.ats.events import EventDeliverer, build_deliverer
 from bot.ats.gem import GemClient, GemClients
-from bot.ats.gem_notes import WRITEBACK_CLAIMS
-from bot.ats.gem_poller import GemPoller
+from bot.ats.gem.notes import WRITEBACK_CLAIMS
+from bot.ats.gem.poller import GemPoller
 from bot.ats.greenhouse import HarvestClients
 from bot.ats.intake import Intake
 from bot.ats.writeback import CLAIMS as WRITEBACK_QUEUE

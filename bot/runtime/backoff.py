@@ -1,7 +1,7 @@
 """The retry schedule of the durable work queues.
 
 Four tables hold work that must reach another system: the Slack outbox (bot/slack/outbox/rows.py),
-the ATS decision write-back (bot/ats/writeback/), Gem score notes (bot/ats/gem_notes.py) and the
+the ATS decision write-back (bot/ats/writeback/), Gem score notes (bot/ats/gem/notes.py) and the
 outgoing events (bot/ats/events.py). They share the claim protocol (claims.py) and this schedule;
 each keeps its own table, order and give-up rule, because those differ by what the work is (a card in
 channel order, a decision that must tell the clicker it failed, an event retried for 24 hours).

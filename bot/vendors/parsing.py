@@ -3,7 +3,7 @@ single values, one pydantic base for their bodies, and one `load` that turns a v
 a one-line ValueError naming the first problems.
 
 Each client declares its own models on `VendorBody` (bot/imocha/fields.py and models.py,
-bot/ats/gem.py, bot/ats/greenhouse/models.py) and maps the ValueError to its own protocol error.
+bot/ats/gem/client.py, bot/ats/greenhouse/models.py) and maps the ValueError to its own protocol error.
 Fields a vendor sends and a model leaves out are ignored, so a vendor adding fields breaks nothing.
 """
 

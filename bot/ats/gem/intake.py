@@ -2,7 +2,7 @@
 
 Owns matching a Gem stage move to a plan (`match`), reading the candidates (bounded concurrency),
 building the intake event, counting an application's transient failures, and handing a created card
-to delivery. May import `bot.ats.gem`, `bot.ats.intake`, `bot.ats.gem_directory`, `bot.ats.gem_stages`, `bot.runtime.metrics`,
+to delivery. May import `bot.ats.gem`, `bot.ats.intake`, `bot.ats.gem.directory`, `bot.ats.gem.stages`, `bot.runtime.metrics`,
 `bot.domain` and the store's models; it writes no Slack text (the card is the outbox's to build).
 """
 
@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bot.ats import gem
-from bot.ats.gem_directory import GemDirectory
-from bot.ats.gem_stages import GemStages
+from bot.ats.gem.directory import GemDirectory
+from bot.ats.gem.stages import GemStages
 from bot.ats.intake import Intake, IntakeEvent, valid_email
 from bot.domain import normalise_key
 from bot.runtime import metrics

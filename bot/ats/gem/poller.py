@@ -28,10 +28,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ats import gem
-from bot.ats.gem_directory import GemDirectory
-from bot.ats.gem_intake import MAX_APPLICATION_FAILURES, PERMANENT, GemTakeIn, Target, match
-from bot.ats.gem_notes import GemScoreNotes, note_body
-from bot.ats.gem_stages import GemStages
+from bot.ats.gem.directory import GemDirectory
+from bot.ats.gem.intake import MAX_APPLICATION_FAILURES, PERMANENT, GemTakeIn, Target, match
+from bot.ats.gem.notes import GemScoreNotes, note_body
+from bot.ats.gem.stages import GemStages
 from bot.ats.intake import Intake, UnknownWorkspace
 from bot.runtime.claims import ClaimKeeper, claim_holder_id
 from bot.vendors.pacing import Holds
@@ -112,11 +112,11 @@ class GemPoller:
         )
 
     def write_back(self) -> int:
-        """The score notes due now (bot/ats/gem_notes.py); claim recovery and tests call it here."""
+        """The score notes due now (bot/ats/gem/notes.py); claim recovery and tests call it here."""
         return self.notes.write_back()
 
     def note_author(self, workspace_id: int, client: gem.GemClient, job_id: str, email: str | None = None) -> str | None:
-        """The Gem user a decision's note is attributed to (bot/ats/gem_directory.py)."""
+        """The Gem user a decision's note is attributed to (bot/ats/gem/directory.py)."""
         return self.directory.note_author(workspace_id, client, job_id, email)
 
     # -- the scheduler's entry point ---------------------------------------------------------------

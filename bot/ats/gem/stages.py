@@ -1,6 +1,6 @@
 """Where each Gem application stood when last seen (`GemApplication` rows), so a stage move is seen once.
 
-Owns reading and writing those snapshots for the Gem poller (bot/ats/gem_poller.py). May import the
+Owns reading and writing those snapshots for the Gem poller (bot/ats/gem/poller.py). May import the
 store, `bot.ats.gem` (for its `Application` value) and the standard library; nothing that talks to Slack.
 """
 

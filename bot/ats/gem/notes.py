@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ats import gem
-from bot.ats.gem_directory import GemDirectory
+from bot.ats.gem.directory import GemDirectory
 from bot.runtime.backoff import Backoff
 from bot.runtime.claims import ClaimKeeper, ClaimTable
 from bot.vendors.pacing import Holds
@@ -56,7 +56,7 @@ class GemScoreNotes:
         self._claims = claims
         self._visibility = note_visibility
         self._writeback_batch = batch
-        # Per workspace, after a 429 the client gave up on (shared with polling, bot/ats/gem_poller.py); see Holds.
+        # Per workspace, after a 429 the client gave up on (shared with polling, bot/ats/gem/poller.py); see Holds.
         self._holds = holds if holds is not None else Holds()
 
     def write_back(self) -> int:
