@@ -9,12 +9,11 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot.ats import greenhouse
 from bot.ats.intake import valid_email
 from bot.domain import Actor, DomainError
 from bot.runtime.services import Services
 from bot.workspace.plans import PlanInput
-from bot.workspace.settings import SetupInput, WorkspaceSettings
+from bot.workspace.settings import HarvestCredentials, SetupInput, WorkspaceSettings
 from bot.workspace.setup import SetupProblem
 from handlers import blocks, ids, parse
 from handlers.after_ack import after_ack
@@ -262,7 +261,7 @@ def _finish_setup(
     key: str,
     gem_key: str,
     days: int | None,
-    harvest: greenhouse.HarvestCredentials | None = None,
+    harvest: HarvestCredentials | None = None,
 ) -> None:
     """Run the setup (bot/workspace/setup.py checks the keys live and saves) and show its outcome in the modal (after the ack)."""
     channel = parse.value(view, ids.DEFAULT_CHANNEL_BLOCK, ids.DEFAULT_CHANNEL_INPUT)
@@ -320,7 +319,7 @@ _SETUP_PROBLEMS: dict[SetupProblem, Callable[[str], str]] = {
 }
 
 
-def _harvest_input(client_id: str, secret: str, current: WorkspaceSettings) -> tuple[greenhouse.HarvestCredentials | None, dict[str, str]]:
+def _harvest_input(client_id: str, secret: str, current: WorkspaceSettings) -> tuple[HarvestCredentials | None, dict[str, str]]:
     """The Harvest credentials to check and save (None: keep what is stored), or the fields' errors.
 
     The modal shows a stored client ID again, so an unchanged form sends the ID without the secret.
@@ -337,7 +336,7 @@ def _harvest_input(client_id: str, secret: str, current: WorkspaceSettings) -> t
         return None, {ids.HARVEST_SECRET_BLOCK: "Paste the client secret of this Harvest credential."}
     if any(c.isspace() for c in secret) or len(secret) < 8:
         return None, {ids.HARVEST_SECRET_BLOCK: "That doesn't look like a Harvest client secret (no spaces, 8 characters or more)."}
-    return greenhouse.HarvestCredentials(client_id, secret), {}
+    return HarvestCredentials(client_id, secret), {}
 
 
 def _guarded(services: Services, team: str, user: str, respond: Respond | None, fn: Any) -> None:
