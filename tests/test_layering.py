@@ -62,6 +62,29 @@ def test_no_module_imports_across_a_forbidden_boundary(package: str, forbidden: 
     assert crossings(package, forbidden, allowed) == []
 
 
+VENDOR_CLIENTS = ("bot.imocha", "bot.vendors", "bot.ats.gem", "bot.ats.greenhouse")
+
+
+def test_handlers_never_import_a_vendor_client() -> None:
+    """Vendor errors and types are the services' to translate into domain results and errors."""
+    found = [
+        f"{rel}:{line} imports {module}"
+        for rel, tree in sources("handlers")
+        for line, module in imported_names(tree)
+        if any(module == v or module.startswith(v + ".") for v in VENDOR_CLIENTS)
+    ]
+    assert found == []
+
+
+def imported_names(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """As `imported`, and each `from package import name` as package.name too (`from bot.ats import gem`)."""
+    yield from imported(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
 # Rooms at the bottom of bot/: what they may import from bot/ (docs/architecture.md, "Rooms").
 ROOM_IMPORTS = {
     "bot/domain.py": ("bot.domain",),
