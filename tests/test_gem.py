@@ -374,6 +374,14 @@ def test_a_candidates_emails_may_be_bare_strings_and_blank_ones_are_skipped() ->
     assert gem_client._parse_candidate({"id": "c", "email_addresses": None}).emails == ()
 
 
+def test_a_lone_email_where_the_list_belongs_is_one_address_not_its_characters() -> None:
+    lone = gem_client._parse_candidate({"id": "c", "email_addresses": "ada@example.com"})
+    assert lone.emails == (gem.EmailAddress("ada@example.com", False),)
+    one = gem_client._parse_candidate({"id": "c", "email_addresses": {"value": "ada@example.com", "is_primary": True}})
+    assert one.emails == (gem.EmailAddress("ada@example.com", True),)
+    assert gem_client._parse_candidate({"id": "c", "email_addresses": ""}).emails == ()
+
+
 def test_a_jobs_hiring_team_reads_user_ids_and_anything_else_is_nobody() -> None:
     team = {"recruiters": [{"id": 11, "name": "Rita"}, {"name": "no id"}, "junk"], "coordinators": {"id": "x"}, "sourcers": [{"id": "s"}]}
     assert gem_client._parse_job({"id": "j", "name": " Backend ", "hiring_team": team}) == gem.Job("j", "Backend", ("11",), ())

@@ -470,9 +470,10 @@ class ApplicationBody(_Body):
 
 
 def _email_entries(value: object) -> list[Any]:
-    """`{type, value, is_primary}` objects, a bare string being an address too; ones without an address are skipped."""
+    """`{type, value, is_primary}` objects, a bare string being an address too; ones without an address are
+    skipped. A lone string or object where the list belongs is that one address (not its characters or keys)."""
     entries = []
-    for entry in _loop(value):
+    for entry in [value] if isinstance(value, str | dict) and value else _loop(value):
         if isinstance(entry, str):
             entry = {"value": entry}
         if isinstance(entry, dict) and _text(entry.get("value")):
