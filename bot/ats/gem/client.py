@@ -610,30 +610,3 @@ def _parse_job_stage(value: object) -> JobStage:
 
 def _parse_note(data: object) -> Note:
     return Note(id=load(NoteBody, data).id if isinstance(data, dict) else None)
-
-
-__all__ = [
-    "Application",
-    "Candidate",
-    "EmailAddress",
-    "GemAuthError",
-    "GemBadRequestError",
-    "GemClient",
-    "GemClients",
-    "GemConnectionError",
-    "GemError",
-    "GemNotFoundError",
-    "GemProtocolError",
-    "GemRateLimitError",
-    "GemServerError",
-    "GemStatusError",
-    "Job",
-    "JobStage",
-    "Note",
-    "RateLimiter",
-    "Ref",
-    "RetryPolicy",
-    "User",
-    "iso_utc",
-    "key_fingerprint",
-]

@@ -46,8 +46,10 @@ the writes, bot/ats/writeback/job.py holds what they share.
 
 from __future__ import annotations
 
-from bot.ats.writeback.job import RateLimits, Remedy
-from bot.ats.writeback.worker import (
+from bot.ats.writeback.gem import (
+    gem_note_body,
+)
+from bot.ats.writeback.job import (
     ACTOR,
     ADVANCE,
     ALREADY,
@@ -67,11 +69,14 @@ from bot.ats.writeback.worker import (
     UNDO_ADVANCE,
     UNDO_REJECT,
     WRITTEN,
-    DecisionWriteback,
     Later,
     Permanent,
+    RateLimits,
+    Remedy,
+)
+from bot.ats.writeback.worker import (
+    DecisionWriteback,
     RetryTarget,
-    gem_note_body,
     queue_decision,
     queue_undo,
 )

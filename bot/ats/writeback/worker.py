@@ -13,23 +13,18 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ats import gem, greenhouse
-from bot.ats.writeback.gem import GemWriter, gem_note_body
+from bot.ats.writeback.gem import GemWriter
 from bot.ats.writeback.greenhouse import GreenhouseWriter
 from bot.ats.writeback.job import (
-    ACTOR,
     ADVANCE,
     ALREADY,
-    BACKOFF,
     CANCELLED,
     CLAIMS,
-    DEFAULT_RETRY_AFTER,
     FAILED,
     GEM,
     GREENHOUSE,
     MAX_ATTEMPTS,
-    MAX_BACKOFF,
     NOT_NEEDED,
-    NOTE_FOOTER,
     REJECT,
     SCHEDULE,
     TARGET_NAMES,
@@ -319,33 +314,3 @@ def _state_words(outcome: str | None, name: str) -> str:
         NOT_NEEDED: "there was nothing to take back",
         None: "it is being written now",
     }.get(outcome, "it is not failed")
-
-
-__all__ = [
-    "ACTOR",
-    "ADVANCE",
-    "ALREADY",
-    "BACKOFF",
-    "CANCELLED",
-    "CLAIMS",
-    "DEFAULT_RETRY_AFTER",
-    "FAILED",
-    "GEM",
-    "GREENHOUSE",
-    "MAX_ATTEMPTS",
-    "MAX_BACKOFF",
-    "NOTE_FOOTER",
-    "NOT_NEEDED",
-    "REJECT",
-    "TARGET_NAMES",
-    "UNDO_ADVANCE",
-    "UNDO_REJECT",
-    "WRITTEN",
-    "DecisionWriteback",
-    "Later",
-    "Permanent",
-    "RetryTarget",
-    "gem_note_body",
-    "queue_decision",
-    "queue_undo",
-]
