@@ -206,14 +206,8 @@ def _register_plan_actions(app: App, services: Services) -> None:
     ) -> None:
         ack()
         team, user = parse.team_id(body, context), parse.user_id(body)
-        plan_id = parse.int_or_none(action.get("value"))
-
-        def run() -> None:
-            plan = services.plans.for_edit(team, Actor(user), plan_id or 0)
-            services.workspaces.prefetch_tests(team)
-            client.views_open(trigger_id=body["trigger_id"], view=blocks.build_plan_modal(plan=plan))
-
-        _guarded(services, team, user, respond, run)
+        plan_id = parse.int_or_none(action.get("value")) or 0
+        _guarded(services, team, user, respond, lambda: _open_plan_edit(services, team, user, plan_id, body["trigger_id"], client))
 
     @app.action(f"{ids.PLAN_EDIT}_menu")
     def plan_menu(
@@ -224,15 +218,7 @@ def _register_plan_actions(app: App, services: Services) -> None:
         verb, _, raw = str((action.get("selected_option") or {}).get("value", "")).partition(":")
         plan_id = parse.int_or_none(raw) or 0
         if verb == "edit":
-            _guarded(
-                services,
-                team,
-                user,
-                respond,
-                lambda: client.views_open(
-                    trigger_id=body["trigger_id"], view=blocks.build_plan_modal(plan=services.plans.for_edit(team, Actor(user), plan_id))
-                ),
-            )
+            _guarded(services, team, user, respond, lambda: _open_plan_edit(services, team, user, plan_id, body["trigger_id"], client))
         elif verb == "remove":
             _guarded(services, team, user, respond, lambda: _remove_plan(services, team, user, plan_id, respond))
 
@@ -379,6 +365,14 @@ def _open_manual_send(services: Services, team: str, user: str, trigger_id: str,
 def _plans(services: Services, team: str, user: str, respond: Respond) -> None:
     plans = services.plans.list(team, Actor(user))
     respond(blocks=blocks.build_plans_list(plans), text="Interview plans", response_type="ephemeral")
+
+
+def _open_plan_edit(services: Services, team: str, user: str, plan_id: int, trigger_id: str, client: WebClient) -> None:
+    """The plan's edit modal (the list's Edit button and its menu): refused before it opens for anyone
+    but the plan's creator or an admin; its test picker starts loading."""
+    plan = services.plans.for_edit(team, Actor(user), plan_id)
+    services.workspaces.prefetch_tests(team)
+    client.views_open(trigger_id=trigger_id, view=blocks.build_plan_modal(plan=plan))
 
 
 def _remove_plan(services: Services, team: str, user: str, plan_id: int, respond: Respond) -> None:
