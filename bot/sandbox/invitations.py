@@ -120,8 +120,8 @@ class Invitations:
                 # Complete, Test Left, Terminated, In Progress: the same invitation, unchanged.
                 return copy.deepcopy(self._refresh_locked(inv)), False
             inv = self._add_locked(
-                lambda inv_id: _new_invitation(
-                    inv_id,
+                _new_invitation(
+                    self._next_id,
                     test,
                     link_id,
                     email=email.strip(),
@@ -165,8 +165,8 @@ class Invitations:
             # Complete / Test Left / Terminated: a new invitation inheriting all but the window.
             test = self._catalogue.test_locked(inv.test_id)
             new = self._add_locked(
-                lambda inv_id: _new_invitation(
-                    inv_id,
+                _new_invitation(
+                    self._next_id,
                     test,
                     inv.test_link_id,
                     email=inv.email,
@@ -202,10 +202,9 @@ class Invitations:
             set_status(inv, EXPIRED, now)
             return copy.deepcopy(inv)
 
-    def _add_locked(self, make: Callable[[int], Invitation]) -> Invitation:
-        """Store the invitation `make(new id)` builds (`_new_invitation`), findable by id and page tokens."""
-        inv = make(self._next_id)
-        self._next_id += 1
+    def _add_locked(self, inv: Invitation) -> Invitation:
+        """Store a new invitation (built by `_new_invitation` with the next id), findable by id and page tokens."""
+        self._next_id = inv.id + 1
         self._invitations[inv.id] = inv
         self._by_token[inv.token] = inv.id
         self._by_report_token[inv.report_token] = inv.id

@@ -262,9 +262,9 @@ class DecisionWriteback:
 
     def _work(self, job: Job) -> str | None:
         now = self._clock()
-        wait = self._limits.until(job.target, job.workspace_id)
-        if wait is not None and now < wait:
-            self._rows.later(job, wait, "waiting for the ATS's rate limit", count=False)
+        held_until = self._limits.until(job.target, job.workspace_id)  # None once the hold has passed
+        if held_until is not None:
+            self._rows.later(job, held_until, "waiting for the ATS's rate limit", count=False)
             return None
         try:
             outcome, learnt = self._writers[job.target].write(job)
