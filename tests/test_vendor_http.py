@@ -161,3 +161,16 @@ def test_a_hold_lasts_until_its_moment_per_workspace_and_can_be_cleared() -> Non
     holds.hold(2, now, timedelta(minutes=5))
     holds.clear()
     assert holds.until(2, now) is None
+
+
+def test_after_a_429_a_hold_lasts_its_retry_after_or_a_minute_when_it_gave_none() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.vendors.pacing import DEFAULT_HOLD, Holds
+
+    holds = Holds()
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert holds.after_429(1, now, 120.0) == timedelta(seconds=120)
+    assert holds.until(1, now) == now + timedelta(seconds=120)
+    assert holds.after_429(2, now, None) == DEFAULT_HOLD == timedelta(seconds=60)
+    assert holds.until(2, now) == now + DEFAULT_HOLD

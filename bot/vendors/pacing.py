@@ -72,12 +72,21 @@ class RateLimiter:
             self._sleep(wait)
 
 
+DEFAULT_HOLD = timedelta(seconds=60)  # after a 429 that gave no Retry-After
+
+
 class Holds:
     """Per workspace: no calls to one vendor before a moment (set after a 429). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._until: dict[int, datetime] = {}
+
+    def after_429(self, workspace_id: int, now: datetime, retry_after: float | None) -> timedelta:
+        """Hold the workspace for the 429's Retry-After, or DEFAULT_HOLD when it gave none; returns the wait."""
+        wait = timedelta(seconds=retry_after) if retry_after else DEFAULT_HOLD
+        self.hold(workspace_id, now, wait)
+        return wait
 
     def hold(self, workspace_id: int, now: datetime, wait: timedelta) -> datetime:
         """No calls for the workspace until `now + wait`; returns that moment."""

@@ -22,7 +22,6 @@ from store.models import Application, GemWriteback, Invitation
 log = logging.getLogger("bot.ats.gem")
 
 PERMANENT = (gem.GemNotFoundError, gem.GemBadRequestError, gem.GemProtocolError)
-DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 WRITEBACK_MAX_ATTEMPTS = 24  # with the backoff below, about a day of retries
 WRITEBACK_BACKOFF = Backoff(first=60.0, cap=3600.0)  # 1 min doubling, at most 1 h
 WRITEBACK_CLAIMS = ClaimTable(
@@ -135,8 +134,7 @@ class GemScoreNotes:
                 return False
             client.add_note(candidate_id, body=body, user_id=author, visibility=self._visibility)
         except gem.GemRateLimitError as exc:
-            wait = timedelta(seconds=exc.retry_after) if exc.retry_after else DEFAULT_RETRY_AFTER
-            self._holds.hold(workspace_id, now, wait)
+            wait = self._holds.after_429(workspace_id, now, exc.retry_after)
             self._writeback_later(row_id, now + wait, f"HTTP 429: {exc.message}")
             log.warning("Gem note %s postponed %ds: Gem is rate-limiting the key (HTTP 429)", row_id, wait.total_seconds())
             return False

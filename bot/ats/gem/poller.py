@@ -42,7 +42,6 @@ from store.models import Workspace
 log = logging.getLogger("bot.ats.gem")
 
 AUTH_RETRY = timedelta(minutes=15)  # a refused key is tried again this often (or as soon as it is replaced)
-DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 
 
 @dataclass
@@ -187,11 +186,12 @@ class GemPoller:
         self, workspace_id: int, team_id: str, key: str, now: datetime, exc: gem.GemError | UnknownWorkspace, stats: GemPollStats
     ) -> None:
         """Hold the key back after a refusal or a 429, and say why the cycle stopped."""
+        held = timedelta(0)
         if isinstance(exc, gem.GemAuthError):
             self._refused[workspace_id] = (gem.key_fingerprint(key), now + AUTH_RETRY)
         elif isinstance(exc, gem.GemRateLimitError):
-            self.holds.hold(workspace_id, now, _rate_limit_wait(exc))
-        _report_stop(team_id, exc, stats)
+            held = self.holds.after_429(workspace_id, now, exc.retry_after)
+        _report_stop(team_id, exc, stats, held)
 
     def _finish(self, workspace_id: int, team_id: str, now: datetime, stats: GemPollStats) -> None:
         """Move the checkpoint on unless an application failed, and log what the cycle did."""
@@ -267,11 +267,7 @@ class GemPoller:
 # --------------------------------------------------------------------------------------------------
 
 
-def _rate_limit_wait(exc: gem.GemRateLimitError) -> timedelta:
-    return timedelta(seconds=exc.retry_after) if exc.retry_after else DEFAULT_RETRY_AFTER
-
-
-def _report_stop(team_id: str, exc: gem.GemError | UnknownWorkspace, stats: GemPollStats) -> None:
+def _report_stop(team_id: str, exc: gem.GemError | UnknownWorkspace, stats: GemPollStats, held: timedelta) -> None:
     """Why the cycle stopped, on the stats and in the log; the checkpoint stays where it was."""
     if isinstance(exc, UnknownWorkspace):
         stats.error = str(exc)
@@ -287,13 +283,12 @@ def _report_stop(team_id: str, exc: gem.GemError | UnknownWorkspace, stats: GemP
             AUTH_RETRY.total_seconds() // 60,
         )
     elif isinstance(exc, gem.GemRateLimitError):
-        wait = _rate_limit_wait(exc)
         stats.error = "Gem rate limit (HTTP 429)"
         log.warning(
             "Gem poll of workspace %s stopped: Gem is rate-limiting its key (HTTP 429); no Gem calls for %ds, "
             "checkpoint kept, the same window is read again next cycle",
             team_id,
-            wait.total_seconds(),
+            held.total_seconds(),
         )
     else:
         stats.error = f"{exc.__class__.__name__}: {exc.message}"

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.runtime.backoff import Backoff
 from bot.runtime.claims import ClaimTable
-from bot.vendors.pacing import Holds
+from bot.vendors.pacing import DEFAULT_HOLD, Holds
 from store.models import AtsWriteback
 
 GREENHOUSE, GEM = "greenhouse", "gem"
@@ -27,7 +27,7 @@ MAX_ATTEMPTS = 8
 BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=30)
 SCHEDULE = Backoff(first=BACKOFF.total_seconds(), cap=MAX_BACKOFF.total_seconds())  # about an hour over 8 attempts
-DEFAULT_RETRY_AFTER = timedelta(seconds=60)
+DEFAULT_RETRY_AFTER = DEFAULT_HOLD
 TARGET_NAMES = {GREENHOUSE: "Greenhouse", GEM: "Gem"}
 # While a row is claimed its next_attempt_at is the claim's expiry.
 CLAIMS = ClaimTable("ats_writebacks", AtsWriteback, AtsWriteback.claimed_by, AtsWriteback.next_attempt_at, AtsWriteback.done_at.is_(None))
@@ -118,9 +118,7 @@ class RateLimits:
 
     def pause(self, target: str, workspace_id: int, retry_after: float | None) -> timedelta:
         """Hold the workspace's writes to `target` for `retry_after` seconds (None: the default); returns the wait."""
-        wait = timedelta(seconds=retry_after) if retry_after else DEFAULT_RETRY_AFTER
-        self._holds[target].hold(workspace_id, self._clock(), wait)
-        return wait
+        return self._holds[target].after_429(workspace_id, self._clock(), retry_after)
 
     def until(self, target: str, workspace_id: int) -> datetime | None:
         return self._holds[target].until(workspace_id, self._clock())
